@@ -1,0 +1,1 @@
+"""The scheduler half of the kernel: MLFQ lanes, provider gate, zombie reaping."""

@@ -1,0 +1,9 @@
+"""The executable specification of agentrm: invariants, reference model, contracts.
+
+Import it as ``agentrm.specs``; see ``SPEC.md`` beside this file for the numbered list.
+"""
+
+if __name__ != "agentrm.specs":  # pragma: no cover - guard against a second copy
+    raise ImportError(
+        f"agentrm's specs were imported as {__name__!r}; import them as 'agentrm.specs'"
+    )
