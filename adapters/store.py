@@ -1,0 +1,648 @@
+"""The SQLite store: agentrm's cold tier and its durable journal, in one database file.
+
+One file holds
+
+* ``meta`` -- the format name and schema version (also stamped in the SQLite header as
+  ``PRAGMA application_id`` / ``user_version``), so a foreign or newer file is refused;
+* ``entries`` -- the archive of context entries, per agent, verbatim and append-only,
+  full-text indexed with FTS5 (``entries_fts``) so that recall by query works;
+* ``contexts`` -- hibernated contexts, one JSON document per agent (never pickle);
+* ``snapshots`` and ``journal`` -- for the runtime's durable mode: kernel snapshots
+  ``(seq, JSON text)`` and an append-only, gapless event journal. Journal records are
+  numbered from 1; a snapshot at ``seq`` is the state after journal records ``1..seq``
+  (a snapshot at 0 is the initial state), so recovery is
+  ``latest_snapshot()`` then a fold over ``journal_after(seq)``.
+
+The database runs in WAL mode, and every multi-row write happens inside
+``db.atomic()``, so a failing batch leaves nothing half-written.
+
+Threads: a ``sqlite3`` connection belongs to the thread that opened it (Python refuses
+to use it from another one). The asyncio runtime must give a ``Store`` one dedicated
+writer thread and do every call from it, or open one ``Store`` per thread (WAL lets
+readers run beside the single writer).
+
+Durability: ``synchronous=NORMAL`` by default, which in WAL mode survives a process
+crash (``kill -9``) with every committed transaction intact; pass ``sync_full=True``
+to also survive power loss, at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar, overload
+
+import attrs
+import cattrs.preconf.json
+import sqlite_utils
+
+from agentrm.kernel.context.types import Entry
+
+__all__ = [
+    "APPLICATION_ID",
+    "FORMAT_NAME",
+    "SCHEMA_VERSION",
+    "JournalRecord",
+    "Store",
+    "StoreError",
+    "fts_query",
+]
+
+T = TypeVar("T")
+
+#: Stamped into the SQLite header (``PRAGMA application_id``): the bytes "agrm". It
+#: lets ``file(1)``-style tools and this module recognise the file without a query.
+APPLICATION_ID: Final = 0x6167726D
+#: The ``format`` value in the ``meta`` table.
+FORMAT_NAME: Final = "agentrm-store"
+#: Bumped on every incompatible schema change; a file with a larger number is refused.
+SCHEMA_VERSION: Final = 1
+
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+#: The SQLite file header is exactly 100 bytes; a shorter non-empty file is not a database.
+_SQLITE_HEADER_BYTES: Final = 100
+#: Rows per ``IN (...)`` lookup; far below SQLite's 32,766 bound-variable limit.
+_CHUNK: Final = 500
+#: Rows fetched per page by ``journal_after``, so iteration never holds a cursor open
+#: across the caller's own writes.
+_PAGE: Final = 1000
+
+_TABLES: Final = ("contexts", "entries", "journal", "meta", "snapshots")
+
+# The schema of version 1. ``entries.id`` is an explicit INTEGER PRIMARY KEY because the
+# FTS index refers to rows by rowid, and VACUUM may renumber an implicit rowid.
+_SCHEMA_V1: Final = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE entries (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        entry_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        text TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        UNIQUE (agent, seq),
+        UNIQUE (agent, entry_id)
+    )""",
+    # porter: "deploys" finds "deployed"; remove_diacritics 2: "cafe" finds "café".
+    """CREATE VIRTUAL TABLE entries_fts USING fts5(
+        text, content='entries', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER entries_ai AFTER INSERT ON entries BEGIN
+        INSERT INTO entries_fts(rowid, text) VALUES (new.id, new.text);
+    END""",
+    """CREATE TRIGGER entries_ad AFTER DELETE ON entries BEGIN
+        INSERT INTO entries_fts(entries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END""",
+    # The archive is append-only: archived text is never silently overwritten, even by
+    # code that bypasses this module.
+    """CREATE TRIGGER entries_bu BEFORE UPDATE ON entries BEGIN
+        SELECT RAISE(ABORT, 'archived entries are immutable');
+    END""",
+    """CREATE TABLE contexts (
+        agent TEXT PRIMARY KEY, kind TEXT NOT NULL, doc TEXT NOT NULL
+    )""",
+    "CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, text TEXT NOT NULL)",
+    """CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY, event TEXT NOT NULL, effects TEXT NOT NULL
+    )""",
+)
+
+#: ``kind`` of a hibernated context stored from a plain JSON dict.
+_JSON_KIND: Final = "json"
+
+
+class StoreError(Exception):
+    """A store file that cannot be used, or a write that would break the store's rules.
+
+    The message names the file and, for bad input, the agent, seq or field at fault.
+    """
+
+
+@attrs.frozen
+class JournalRecord:
+    """One kernel step in the durable journal: its gapless ``seq`` (from 1), the input
+    event as JSON text, and the effects it produced as JSON text."""
+
+    seq: int
+    event: str
+    effects: str
+
+
+def fts_query(query: str, *, require_all: bool = False) -> str:
+    """Turn free text into an FTS5 query that treats every character as plain text.
+
+    Each whitespace-separated chunk becomes one double-quoted FTS5 string (inner ``"``
+    doubled), so ``AND``, ``OR``, ``NOT``, ``NEAR``, ``*``, ``^``, ``:``, ``(``, ``)``
+    and quotes lose their meaning; the tokenizer then splits a chunk like
+    ``src/main.py`` into a phrase that matches those words adjacent. Chunks without a
+    letter or digit are dropped (they can match nothing). The chunks are joined with
+    ``OR`` (rank by how many match) or, with ``require_all``, ``AND``. Returns ``""``
+    when nothing searchable is left.
+
+    >>> fts_query('NEAR(x* OR y^ -- a"b')
+    '"NEAR(x*" OR "OR" OR "y^" OR "a""b"'
+    """
+    chunks = [c for c in query.split() if any(ch.isalnum() for ch in c)]
+    joiner = " AND " if require_all else " OR "
+    return joiner.join('"' + c.replace('"', '""') + '"' for c in chunks)
+
+
+def _check_text(path: pathlib.Path, where: str, value: object) -> str:
+    """Return ``value`` if it is a str SQLite can store as UTF-8, else raise naming it."""
+    if not isinstance(value, str):
+        raise StoreError(f"{path}: {where} must be a str, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise StoreError(f"{path}: {where} is not valid Unicode text ({e.reason})") from None
+    return value
+
+
+def _check_json(path: pathlib.Path, where: str, value: object) -> str:
+    """Return ``value`` if it is JSON text, else raise naming where it came from."""
+    text = _check_text(path, where, value)
+    try:
+        json.loads(text)
+    except ValueError as e:
+        raise StoreError(f"{path}: {where} is not valid JSON ({e})") from None
+    return text
+
+
+def _kind_of(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _entry_row(agent: str, e: Entry) -> dict[str, object]:
+    return {
+        "agent": agent,
+        "seq": e.seq,
+        "entry_id": e.entry_id,
+        "role": e.role,
+        "text": e.text,
+        "tokens": e.tokens,
+        "key": int(e.key),
+    }
+
+
+def _row_entry(row: Sequence[Any]) -> Entry:
+    """Build an Entry from ``(seq, entry_id, role, text, tokens, key)``."""
+    return Entry(
+        entry_id=row[1], seq=row[0], role=row[2], text=row[3], tokens=row[4], key=bool(row[5])
+    )
+
+
+_ENTRY_COLS: Final = "seq, entry_id, role, text, tokens, key"
+
+
+class Store:
+    """An open agentrm store file. Make one with :meth:`open` or :meth:`create`.
+
+    Use it as a context manager or call :meth:`close`. All methods must be called from
+    the thread that opened the store (see the module docstring).
+    """
+
+    def __init__(self, db: sqlite_utils.Database, path: pathlib.Path) -> None:
+        """Wrap an already validated database; call :meth:`open` instead."""
+        self.db = db
+        self.path = path
+        #: The converter used for attrs documents; register hooks on it for field
+        #: types cattrs does not handle out of the box.
+        self.converter: cattrs.preconf.json.JsonConverter = cattrs.preconf.json.make_converter()
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def create(cls, path: str | pathlib.Path, *, sync_full: bool = False) -> Store:
+        """Create a new store at ``path``; a file already there is an error, never replaced."""
+        p = pathlib.Path(path)
+        if p.exists() or p.is_symlink():
+            raise StoreError(f"{p}: already exists; refusing to overwrite it")
+        return cls.open(p, create=True, sync_full=sync_full)
+
+    @classmethod
+    def open(
+        cls, path: str | pathlib.Path, *, create: bool = True, sync_full: bool = False
+    ) -> Store:
+        """Open the store at ``path``, creating it if it is missing and ``create`` is true.
+
+        Raises :class:`StoreError`, naming the file and leaving it untouched, if the
+        file is missing (and ``create`` is false), is not a SQLite database, is some
+        other application's database, or has a newer schema version than this code.
+        """
+        p = pathlib.Path(path)
+        if p.is_dir():
+            raise StoreError(f"{p}: is a directory, not a store file")
+        existed = p.exists()
+        if not existed:
+            if not create:
+                raise StoreError(f"{p}: no such store file (open with create=True to make one)")
+            if not p.parent.is_dir():
+                raise StoreError(f"{p}: directory {p.parent} does not exist")
+        else:
+            _check_header(p)
+        mode = "rw" if existed else "rwc"
+        try:
+            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode={mode}", uri=True)
+        except sqlite3.Error as e:
+            raise StoreError(f"{p}: cannot open ({e})") from None
+        try:
+            fresh = _inspect(conn, p)
+            if fresh and not create:
+                raise StoreError(f"{p}: empty database, not an agentrm store")
+            db = sqlite_utils.Database(conn)
+            if fresh:
+                _initialize(db)
+            db.enable_wal()
+            db.execute(f"PRAGMA synchronous={'FULL' if sync_full else 'NORMAL'}")
+        except BaseException:
+            conn.close()
+            if not existed:
+                p.unlink(missing_ok=True)
+            raise
+        return cls(db, p)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        """Return the store itself; it closes on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the store."""
+        self.close()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Store]:
+        """Group several store calls into one transaction (nests with savepoints)."""
+        with self.db.atomic():
+            yield self
+
+    # ---------------------------------------------------------------- archive
+
+    def archive(self, agent: str, entries: Iterable[Entry]) -> int:
+        """Archive ``entries`` of ``agent`` verbatim, atomically; return how many were new.
+
+        Archiving an entry already archived with the same content is a no-op, so a
+        retried effect is harmless. A different entry at an archived ``seq``, or an
+        archived ``entry_id`` at a different ``seq``, raises :class:`StoreError` and
+        writes nothing: archived text is never overwritten.
+        """
+        self._check_agent(agent)
+        batch: dict[int, Entry] = {}
+        for i, e in enumerate(entries):
+            self._check_entry(agent, i, e)
+            prior = batch.setdefault(e.seq, e)
+            if prior != e:
+                raise StoreError(
+                    f"{self.path}: agent {agent!r} seq {e.seq}: two different entries in one batch"
+                )
+        ids: dict[str, int] = {}
+        for e in batch.values():
+            if ids.setdefault(e.entry_id, e.seq) != e.seq:
+                raise StoreError(
+                    f"{self.path}: agent {agent!r} entry_id {e.entry_id!r} appears at seq "
+                    f"{ids[e.entry_id]} and seq {e.seq} in one batch"
+                )
+        with self.db.atomic():
+            existing = self._existing(agent, batch, ids)
+            new = [e for seq, e in sorted(batch.items()) if seq not in existing]
+            if new:
+                self.db.table("entries").insert_all(_entry_row(agent, e) for e in new)
+        return len(new)
+
+    def _existing(self, agent: str, batch: Mapping[int, Entry], ids: Mapping[str, int]) -> set[int]:
+        """Return the seqs of ``batch`` already archived, raising on any conflict."""
+        existing: set[int] = set()
+        seqs = sorted(batch)
+        for i in range(0, len(seqs), _CHUNK):
+            part = seqs[i : i + _CHUNK]
+            sql = (
+                f"SELECT {_ENTRY_COLS} FROM entries WHERE agent = ? "
+                f"AND seq IN ({','.join('?' * len(part))})"
+            )
+            for row in self.db.execute(sql, [agent, *part]):
+                old = _row_entry(row)
+                if old != batch[old.seq]:
+                    raise StoreError(
+                        f"{self.path}: agent {agent!r} seq {old.seq} is already archived with "
+                        f"different content; archived entries are never overwritten"
+                    )
+                existing.add(old.seq)
+        names = sorted(ids)
+        for i in range(0, len(names), _CHUNK):
+            part_ids = names[i : i + _CHUNK]
+            sql = (
+                f"SELECT entry_id, seq FROM entries WHERE agent = ? "
+                f"AND entry_id IN ({','.join('?' * len(part_ids))})"
+            )
+            for entry_id, seq in self.db.execute(sql, [agent, *part_ids]):
+                if seq != ids[entry_id]:
+                    raise StoreError(
+                        f"{self.path}: agent {agent!r} entry_id {entry_id!r} is already "
+                        f"archived at seq {seq}, not {ids[entry_id]}"
+                    )
+        return existing
+
+    def archived(
+        self, agent: str, first_seq: int | None = None, last_seq: int | None = None
+    ) -> tuple[Entry, ...]:
+        """Return ``agent``'s archived entries with ``first_seq <= seq <= last_seq``, in seq order."""
+        lo = -1 if first_seq is None else first_seq
+        hi = (1 << 63) - 1 if last_seq is None else last_seq
+        rows = self.db.execute(
+            f"SELECT {_ENTRY_COLS} FROM entries WHERE agent = ? AND seq BETWEEN ? AND ? "
+            "ORDER BY seq",
+            [agent, lo, hi],
+        )
+        return tuple(_row_entry(r) for r in rows)
+
+    def search(
+        self, agent: str, query: str, *, limit: int = 10, require_all: bool = False
+    ) -> tuple[Entry, ...]:
+        """Return up to ``limit`` of ``agent``'s archived entries that best match ``query``.
+
+        ``query`` is plain text: FTS5 syntax in it is escaped (see :func:`fts_query`),
+        so no query is ever a syntax error. Entries matching any word (all words with
+        ``require_all``) are ranked by BM25, ties broken by seq; the best ``limit`` are
+        returned in seq order, the order the agent saw them in.
+        """
+        if limit < 0:
+            raise StoreError(f"{self.path}: search limit must be >= 0, got {limit}")
+        match = fts_query(query, require_all=require_all)
+        if not match or limit == 0:
+            return ()
+        rows = self.db.execute(
+            f"SELECT {', '.join('e.' + c for c in _ENTRY_COLS.split(', '))} "
+            "FROM entries_fts JOIN entries e ON e.id = entries_fts.rowid "
+            "WHERE entries_fts MATCH ? AND e.agent = ? "
+            "ORDER BY bm25(entries_fts), e.seq LIMIT ?",
+            [match, agent, limit],
+        )
+        return tuple(sorted((_row_entry(r) for r in rows), key=lambda e: e.seq))
+
+    def archive_agents(self) -> tuple[str, ...]:
+        """Return every agent with archived entries, sorted."""
+        rows = self.db.execute("SELECT DISTINCT agent FROM entries ORDER BY agent")
+        return tuple(r[0] for r in rows)
+
+    # ---------------------------------------------------------------- hibernation
+
+    def save_context(self, agent: str, value: object) -> None:
+        """Store ``agent``'s hibernated context, replacing any earlier one.
+
+        ``value`` is a JSON-able dict, or an attrs instance (serialized with
+        :attr:`converter`; read it back with its class). Never pickled.
+        """
+        self._check_agent(agent)
+        if isinstance(value, dict):
+            kind = _JSON_KIND
+            try:
+                doc = json.dumps(value, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as e:
+                raise StoreError(
+                    f"{self.path}: context of agent {agent!r} is not JSON-able ({e})"
+                ) from None
+        elif attrs.has(type(value)):
+            kind = _kind_of(type(value))
+            try:
+                doc = self.converter.dumps(value, ensure_ascii=False, allow_nan=False)
+            except Exception as e:
+                raise StoreError(
+                    f"{self.path}: context of agent {agent!r} ({kind}) cannot be "
+                    f"serialized ({e})"
+                ) from None
+        else:
+            raise StoreError(
+                f"{self.path}: context of agent {agent!r} must be a dict or an attrs "
+                f"instance, got {type(value).__name__}"
+            )
+        _check_text(self.path, f"context of agent {agent!r}", doc)
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT OR REPLACE INTO contexts (agent, kind, doc) VALUES (?, ?, ?)",
+                [agent, kind, doc],
+            )
+
+    @overload
+    def load_context(self, agent: str) -> dict[str, Any] | None: ...
+
+    @overload
+    def load_context(self, agent: str, cls: type[T]) -> T | None: ...
+
+    def load_context(self, agent: str, cls: type[Any] | None = None) -> Any:
+        """Return ``agent``'s hibernated context, or ``None`` if there is none.
+
+        Without ``cls`` the JSON document comes back as a dict; with ``cls`` it is
+        structured into that attrs class, which must be the class it was saved from.
+        """
+        row = self.db.execute("SELECT kind, doc FROM contexts WHERE agent = ?", [agent]).fetchone()
+        if row is None:
+            return None
+        kind, doc = row
+        if cls is None:
+            return json.loads(doc)
+        if kind != _kind_of(cls):
+            raise StoreError(
+                f"{self.path}: context of agent {agent!r} was saved as {kind}, "
+                f"not {_kind_of(cls)}"
+            )
+        return self.converter.loads(doc, cls)
+
+    def delete_context(self, agent: str) -> bool:
+        """Forget ``agent``'s hibernated context; return whether there was one."""
+        with self.db.atomic():
+            cur = self.db.execute("DELETE FROM contexts WHERE agent = ?", [agent])
+        return cur.rowcount > 0
+
+    def hibernated_agents(self) -> tuple[str, ...]:
+        """Return every agent with a hibernated context, sorted."""
+        return tuple(r[0] for r in self.db.execute("SELECT agent FROM contexts ORDER BY agent"))
+
+    # ---------------------------------------------------------------- durable mode
+
+    def append_journal(self, records: Iterable[JournalRecord]) -> None:
+        """Append kernel steps to the journal, atomically.
+
+        The seqs must continue the journal without a gap (the first record ever is
+        seq 1) and each ``event`` / ``effects`` must be JSON text; otherwise
+        :class:`StoreError` and nothing is written.
+        """
+        batch = list(records)
+        if not batch:
+            return
+        with self.db.atomic():
+            expected = self.last_journal_seq() + 1
+            for i, r in enumerate(batch):
+                if not isinstance(r, JournalRecord):
+                    raise StoreError(
+                        f"{self.path}: journal record {i} must be a JournalRecord, "
+                        f"got {type(r).__name__}"
+                    )
+                if r.seq != expected + i:
+                    raise StoreError(
+                        f"{self.path}: journal record {i} has seq {r.seq}, expected "
+                        f"{expected + i} (the journal is gapless)"
+                    )
+                _check_json(self.path, f"journal seq {r.seq} field 'event'", r.event)
+                _check_json(self.path, f"journal seq {r.seq} field 'effects'", r.effects)
+            self.db.table("journal").insert_all(
+                {"seq": r.seq, "event": r.event, "effects": r.effects} for r in batch
+            )
+
+    def last_journal_seq(self) -> int:
+        """Return the seq of the last journal record, or 0 if the journal is empty."""
+        row = self.db.execute("SELECT max(seq) FROM journal").fetchone()
+        return 0 if row[0] is None else int(row[0])
+
+    def journal_after(self, seq: int) -> Iterator[JournalRecord]:
+        """Yield the journal records with a seq greater than ``seq``, in order."""
+        while True:
+            rows = self.db.execute(
+                "SELECT seq, event, effects FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+                [seq, _PAGE],
+            ).fetchall()
+            for s, event, effects in rows:
+                yield JournalRecord(seq=s, event=event, effects=effects)
+            if len(rows) < _PAGE:
+                return
+            seq = rows[-1][0]
+
+    def save_snapshot(self, seq: int, text: str) -> None:
+        """Store a kernel snapshot: the state after journal records ``1..seq``, as JSON text.
+
+        ``seq`` may not be ahead of the journal. Saving the same snapshot twice is a
+        no-op; a different text at a saved seq is a :class:`StoreError`.
+        """
+        _check_json(self.path, f"snapshot seq {seq}", text)
+        with self.db.atomic():
+            last = self.last_journal_seq()
+            if not 0 <= seq <= last:
+                raise StoreError(
+                    f"{self.path}: snapshot seq {seq} is outside the journal (0..{last})"
+                )
+            row = self.db.execute("SELECT text FROM snapshots WHERE seq = ?", [seq]).fetchone()
+            if row is not None:
+                if row[0] != text:
+                    raise StoreError(
+                        f"{self.path}: a different snapshot is already saved at seq {seq}"
+                    )
+                return
+            self.db.execute("INSERT INTO snapshots (seq, text) VALUES (?, ?)", [seq, text])
+
+    def latest_snapshot(self) -> tuple[int, str] | None:
+        """Return ``(seq, text)`` of the newest snapshot, or ``None`` if there is none."""
+        row = self.db.execute(
+            "SELECT seq, text FROM snapshots ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def prune_snapshots(self, keep: int = 1) -> int:
+        """Delete all but the newest ``keep`` snapshots; return how many were deleted."""
+        if keep < 1:
+            raise StoreError(f"{self.path}: prune_snapshots keep must be >= 1, got {keep}")
+        with self.db.atomic():
+            cur = self.db.execute(
+                "DELETE FROM snapshots WHERE seq NOT IN "
+                "(SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
+                [keep],
+            )
+        return cur.rowcount
+
+    # ---------------------------------------------------------------- checks
+
+    def _check_agent(self, agent: object) -> None:
+        _check_text(self.path, "agent id", agent)
+        if agent == "":
+            raise StoreError(f"{self.path}: agent id must not be empty")
+
+    def _check_entry(self, agent: str, index: int, e: object) -> None:
+        where = f"agent {agent!r} entry {index}"
+        if not isinstance(e, Entry):
+            raise StoreError(f"{self.path}: {where} must be an Entry, got {type(e).__name__}")
+        for name in ("seq", "tokens"):
+            v = getattr(e, name)
+            if type(v) is not int or v < 0 or v >= 1 << 63:
+                raise StoreError(
+                    f"{self.path}: {where} field {name!r} must be an int in [0, 2**63), got {v!r}"
+                )
+        for name in ("entry_id", "role", "text"):
+            _check_text(self.path, f"{where} (seq {e.seq}) field {name!r}", getattr(e, name))
+        if type(e.key) is not bool:
+            raise StoreError(f"{self.path}: {where} field 'key' must be a bool, got {e.key!r}")
+
+
+def _check_header(path: pathlib.Path) -> None:
+    """Refuse a file that cannot be a SQLite database, without letting SQLite touch it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(_SQLITE_HEADER_BYTES)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot read ({e.strerror})") from None
+    if head and (len(head) < _SQLITE_HEADER_BYTES or not head.startswith(_SQLITE_MAGIC)):
+        raise StoreError(f"{path}: not a SQLite database (corrupt or some other kind of file)")
+
+
+def _inspect(conn: sqlite3.Connection, path: pathlib.Path) -> bool:
+    """Validate an opened file; return True if it is an empty database to initialize."""
+    try:
+        tables = sorted(
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                "AND name NOT LIKE 'sqlite_%'"
+            )
+        )
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if not tables and app_id == 0:
+            return True
+        if app_id != APPLICATION_ID or "meta" not in tables:
+            shown = ", ".join(tables[:8]) + (", ..." if len(tables) > 8 else "")
+            raise StoreError(
+                f"{path}: not an agentrm store (a SQLite database with application_id "
+                f"{app_id:#x} and tables: {shown or 'none'})"
+            )
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: corrupt or not a SQLite database ({e})") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise StoreError(f"{path}: not an agentrm store (format {meta.get('format')!r})")
+    try:
+        version = int(meta["schema_version"])
+    except (KeyError, ValueError):
+        raise StoreError(
+            f"{path}: corrupt store: bad schema_version {meta.get('schema_version')!r}"
+        ) from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: store schema version {version} is newer than this agentrm supports "
+            f"({SCHEMA_VERSION}); upgrade agentrm to open it"
+        )
+    missing = [t for t in _TABLES if t not in tables]
+    if version < 1 or missing:
+        raise StoreError(
+            f"{path}: corrupt store: schema version {version}, missing tables {missing}"
+        )
+    return False
+
+
+def _initialize(db: sqlite_utils.Database) -> None:
+    """Create the version-1 schema and stamp the file, in one transaction."""
+    with db.atomic():
+        for sql in _SCHEMA_V1:
+            db.execute(sql)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.table("meta").insert_all(
+            [
+                {"key": "format", "value": FORMAT_NAME},
+                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+            ]
+        )
