@@ -1,0 +1,227 @@
+"""The provider gate: token buckets and AIMD as small pure integer functions (SPEC.md 1.5).
+
+The int-level functions carry PEP 316 contracts that CrossHair checks
+(``python tests/run_crosshair.py``); the ``GateState`` wrappers at the bottom only
+plumb fields through them. Buckets are kept in units of 1/60,000 request or token
+(:data:`~.state.SCALE`), so a per-minute rate refills by exactly ``rate`` units per
+millisecond, with no rounding and no floats.
+"""
+
+from __future__ import annotations
+
+from .config import ProviderConfig
+from .state import SCALE, GateState
+
+CEILING_PERMILLE = 1000
+"""The effective limit never exceeds the configured rate (1000 permille)."""
+
+
+def effective_rate(rate_per_min: int, limit_permille: int) -> int:
+    """The per-minute rate after AIMD scaling; at least 1 so a bucket always refills.
+
+    pre: rate_per_min >= 1
+    pre: 1 <= limit_permille <= 1000
+    post: 1 <= __return__ <= rate_per_min
+    """
+    return max(1, rate_per_min * limit_permille // CEILING_PERMILLE)
+
+
+def refill(level: int, rate_e: int, elapsed_ms: int) -> int:
+    """A bucket of capacity ``rate_e * SCALE`` after ``elapsed_ms`` of refill.
+
+    pre: rate_e >= 1
+    pre: 0 <= level <= rate_e * 60_000
+    pre: elapsed_ms >= 0
+    post: level <= __return__ <= rate_e * 60_000
+    post: elapsed_ms > 0 or __return__ == level
+    """
+    return min(rate_e * SCALE, level + rate_e * elapsed_ms)
+
+
+def step_tokens(demand: int, tpm_e: int) -> int:
+    """Tokens a step of ``demand`` must find in the bucket: never more than it can hold.
+
+    pre: demand >= 0
+    pre: tpm_e >= 1
+    post: 0 <= __return__ <= tpm_e
+    """
+    return min(demand, tpm_e)
+
+
+def admits(requests: int, tokens: int, tpm_e: int, demand: int, paused_until_ms: int, now_ms: int) -> bool:
+    """Whether a step of ``demand`` tokens may start now.
+
+    Not paused, one whole request in the request bucket, and the (capped) demand in
+    the token bucket.
+
+    pre: tpm_e >= 1
+    pre: demand >= 0
+    post: __return__ == (now_ms >= paused_until_ms and requests >= 60_000 and tokens >= min(demand, tpm_e) * 60_000)
+    """
+    return now_ms >= paused_until_ms and requests >= SCALE and tokens >= step_tokens(demand, tpm_e) * SCALE
+
+
+def charge(requests: int, tokens: int, tpm_e: int, demand: int) -> tuple[int, int]:
+    """Both buckets after paying one request and the step's tokens (only when admitted).
+
+    pre: tpm_e >= 1
+    pre: demand >= 0
+    pre: requests >= 60_000
+    pre: tokens >= min(demand, tpm_e) * 60_000
+    post: __return__[0] == requests - 60_000
+    post: 0 <= __return__[1] <= tokens
+    """
+    return requests - SCALE, tokens - step_tokens(demand, tpm_e) * SCALE
+
+
+def charge_excess(tokens: int, excess_tokens: int) -> int:
+    """The token bucket after taking a step's unreported excess, never below 0.
+
+    pre: tokens >= 0
+    pre: excess_tokens >= 0
+    post: 0 <= __return__ <= tokens
+    """
+    return max(0, tokens - excess_tokens * SCALE)
+
+
+def on_429(limit_permille: int, floor_permille: int, decrease_permille: int) -> int:
+    """The effective limit after a 429: multiplicative decrease, not below the floor.
+
+    pre: 1 <= floor_permille <= limit_permille <= 1000
+    pre: 1 <= decrease_permille < 1000
+    post: floor_permille <= __return__ <= limit_permille
+    post: __return__ < limit_permille or limit_permille == floor_permille
+    """
+    return max(floor_permille, limit_permille * decrease_permille // CEILING_PERMILLE)
+
+
+def on_success(limit_permille: int, streak: int, success_streak: int, increase_permille: int) -> tuple[int, int]:
+    """(limit, streak) after a successful step: additive increase every ``success_streak``.
+
+    pre: 1 <= limit_permille <= 1000
+    pre: 1 <= success_streak
+    pre: 0 <= streak < success_streak
+    pre: 0 <= increase_permille <= 1000
+    post: limit_permille <= __return__[0] <= 1000
+    post: 0 <= __return__[1] < success_streak
+    post: __return__[1] == (streak + 1) % success_streak
+    """
+    streak += 1
+    if streak >= success_streak:
+        return min(CEILING_PERMILLE, limit_permille + increase_permille), 0
+    return limit_permille, streak
+
+
+def clamp(level: int, rate_e: int) -> int:
+    """A bucket clamped to the capacity of a (possibly lowered) rate.
+
+    pre: level >= 0
+    pre: rate_e >= 1
+    post: 0 <= __return__ <= rate_e * 60_000
+    post: __return__ <= level
+    """
+    return min(level, rate_e * SCALE)
+
+
+def _wait_ms(shortfall: int, rate_e: int) -> int:
+    """Whole milliseconds until a refill of ``rate_e`` units/ms covers ``shortfall``.
+
+    pre: rate_e >= 1
+    post: __return__ >= 0
+    post: __return__ * rate_e >= shortfall
+    post: shortfall <= 0 or (__return__ - 1) * rate_e < shortfall
+    """
+    return max(0, -(-shortfall // rate_e))
+
+
+def earliest_admit_ms(
+    requests: int, tokens: int, rpm_e: int, tpm_e: int, demand: int, paused_until_ms: int, now_ms: int
+) -> int:
+    """The first time >= ``now_ms`` at which a step of ``demand`` tokens is admitted.
+
+    The pause must end, and then each bucket must have refilled its shortfall; the
+    later of the two refills decides (they refill in parallel).
+
+    pre: rpm_e >= 1 and tpm_e >= 1
+    pre: 0 <= requests <= rpm_e * 60_000
+    pre: 0 <= tokens <= tpm_e * 60_000
+    pre: demand >= 0
+    post: __return__ >= now_ms
+    post: admits(refill(requests, rpm_e, __return__ - now_ms), refill(tokens, tpm_e, __return__ - now_ms), tpm_e, demand, paused_until_ms, __return__)
+    post: __return__ == now_ms or not admits(refill(requests, rpm_e, __return__ - 1 - now_ms), refill(tokens, tpm_e, __return__ - 1 - now_ms), tpm_e, demand, paused_until_ms, __return__ - 1)
+    """
+    start = max(now_ms, paused_until_ms)
+    req = refill(requests, rpm_e, start - now_ms)
+    tok = refill(tokens, tpm_e, start - now_ms)
+    wait = max(_wait_ms(SCALE - req, rpm_e), _wait_ms(step_tokens(demand, tpm_e) * SCALE - tok, tpm_e))
+    return start + wait
+
+
+# --- GateState plumbing: one provider's gate, in terms of the functions above -------------
+
+
+def rates(gate: GateState, provider: ProviderConfig) -> tuple[int, int]:
+    """The gate's effective (requests/min, tokens/min)."""
+    e = gate.limit_permille
+    return effective_rate(provider.requests_per_min, e), effective_rate(provider.tokens_per_min, e)
+
+
+def refill_gate(gate: GateState, provider: ProviderConfig, now_ms: int) -> GateState:
+    """The gate with both buckets refilled up to ``now_ms`` (unchanged if already there)."""
+    elapsed = now_ms - gate.refilled_ms
+    if elapsed <= 0:
+        return gate
+    rpm_e, tpm_e = rates(gate, provider)
+    return GateState(
+        gate.limit_permille,
+        refill(gate.requests_scaled, rpm_e, elapsed),
+        refill(gate.tokens_scaled, tpm_e, elapsed),
+        now_ms,
+        gate.paused_until_ms,
+        gate.streak,
+    )
+
+
+def gate_admits(gate: GateState, provider: ProviderConfig, demand: int, now_ms: int) -> bool:
+    """Whether a refilled gate admits a step of ``demand`` tokens at ``now_ms``."""
+    _, tpm_e = rates(gate, provider)
+    return admits(gate.requests_scaled, gate.tokens_scaled, tpm_e, demand, gate.paused_until_ms, now_ms)
+
+
+def charge_gate(gate: GateState, provider: ProviderConfig, demand: int) -> tuple[GateState, int]:
+    """The gate after paying for one admitted step, and the tokens it took."""
+    _, tpm_e = rates(gate, provider)
+    req, tok = charge(gate.requests_scaled, gate.tokens_scaled, tpm_e, demand)
+    return (
+        GateState(gate.limit_permille, req, tok, gate.refilled_ms, gate.paused_until_ms, gate.streak),
+        step_tokens(demand, tpm_e),
+    )
+
+
+def gate_success(gate: GateState, provider: ProviderConfig, excess_tokens: int) -> GateState:
+    """The gate after a successful step that used ``excess_tokens`` more than it paid."""
+    e, streak = on_success(gate.limit_permille, gate.streak, provider.success_streak, provider.increase_permille)
+    tok = charge_excess(gate.tokens_scaled, excess_tokens)
+    return GateState(e, gate.requests_scaled, tok, gate.refilled_ms, gate.paused_until_ms, streak)
+
+
+def gate_429(gate: GateState, provider: ProviderConfig, pause_ms: int, now_ms: int) -> GateState:
+    """The gate after a 429: limit cut, buckets clamped, paused (never shortening a pause)."""
+    e = on_429(gate.limit_permille, provider.floor_permille, provider.decrease_permille)
+    rpm_e, tpm_e = effective_rate(provider.requests_per_min, e), effective_rate(provider.tokens_per_min, e)
+    return GateState(
+        e,
+        clamp(gate.requests_scaled, rpm_e),
+        clamp(gate.tokens_scaled, tpm_e),
+        gate.refilled_ms,
+        max(gate.paused_until_ms, now_ms + pause_ms),
+        0,
+    )
+
+
+def gate_earliest_admit_ms(gate: GateState, provider: ProviderConfig, demand: int, now_ms: int) -> int:
+    """When a gate refilled up to ``now_ms`` will first admit a step of ``demand`` tokens."""
+    rpm_e, tpm_e = rates(gate, provider)
+    return earliest_admit_ms(
+        gate.requests_scaled, gate.tokens_scaled, rpm_e, tpm_e, demand, gate.paused_until_ms, now_ms
+    )
