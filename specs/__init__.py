@@ -7,3 +7,11 @@ if __name__ != "agentrm.specs":  # pragma: no cover - guard against a second cop
     raise ImportError(
         f"agentrm's specs were imported as {__name__!r}; import them as 'agentrm.specs'"
     )
+
+from .scheduler_invariants import (  # noqa: E402 - after the guard on purpose
+    Violation,
+    check_scheduler,
+    check_scheduler_transition,
+)
+
+__all__ = ["Violation", "check_scheduler", "check_scheduler_transition"]
