@@ -194,6 +194,10 @@ def _decode_value(tp: Any, value: Any, field: str) -> Any:
             raise _FieldError(field, f"expected an array, got {_type_name(value)}")
         (item_tp, _ellipsis) = typing.get_args(tp)
         return tuple(_decode_value(item_tp, v, f"{field}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _FieldError(field, f"expected a boolean, got {_type_name(value)}")
+        return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _FieldError(field, f"expected an integer, got {_type_name(value)}")
