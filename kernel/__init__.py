@@ -9,3 +9,44 @@ if __name__ != "agentrm.kernel":  # pragma: no cover - guard against a second co
         f"agentrm's kernel was imported as {__name__!r}; import it as 'agentrm.kernel' "
         "(a second import path would create a second, incompatible copy of every class)"
     )
+
+# --- scheduler -------------------------------------------------------------------------
+from .common import Step
+from .scheduler.config import ClassConfig, ConfigError, ProviderConfig, SchedulerConfig, TaskClass
+from .scheduler.effects import (
+    CancelReason,
+    CancelTask,
+    Refusal,
+    RefusalReason,
+    SchedulerEffect,
+    StartTask,
+    WakeAt,
+    YieldTask,
+)
+from .scheduler.events import (
+    ClockAdvanced,
+    Heartbeat,
+    RateLimited,
+    SchedulerEvent,
+    StepFinished,
+    Submit,
+    TaskFailed,
+    TaskFinished,
+)
+from .scheduler.lifecycle import Phase
+from .scheduler.queries import live_count, queued, running_tasks, task_view, waiting_count
+from .scheduler.state import GateState, SchedulerState, TaskRecord
+from .scheduler.transitions import admit, demote, next_wake_ms, reap, step, tick
+
+# --- context ---------------------------------------------------------------------------
+
+__all__ = [
+    # scheduler
+    "Step", "ClassConfig", "ConfigError", "ProviderConfig", "SchedulerConfig", "TaskClass",
+    "CancelReason", "CancelTask", "Refusal", "RefusalReason", "SchedulerEffect", "StartTask",
+    "WakeAt", "YieldTask", "ClockAdvanced", "Heartbeat", "RateLimited", "SchedulerEvent",
+    "StepFinished", "Submit", "TaskFailed", "TaskFinished", "Phase", "GateState",
+    "SchedulerState", "TaskRecord", "admit", "demote", "next_wake_ms", "reap", "step", "tick",
+    "task_view", "running_tasks", "waiting_count", "live_count", "queued",
+    # context
+]

@@ -1,0 +1,570 @@
+"""The scheduler's transitions (SPEC.md 1.2-1.6).
+
+Public verbs first (``step``, ``admit``, ``tick``, ``demote``, ``reap``), then the
+event handlers, then the pure helpers they share. Each verb copies the frozen state
+into a private :class:`_Draft`, lets the helpers update the draft's references (the
+maps themselves stay persistent; nothing shared is mutated) and freezes it once at
+the end: one state construction per event instead of one ``attrs.evolve`` per
+field, which is what keeps an event within a few microseconds (TOOLING.md).
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+import attrs
+import immutables
+
+from ..common import Step
+from .config import ProviderConfig, SchedulerConfig, TaskClass
+from .effects import CancelReason, CancelTask, Refusal, RefusalReason, SchedulerEffect, StartTask, WakeAt, YieldTask
+from .events import (
+    ClockAdvanced,
+    Heartbeat,
+    RateLimited,
+    SchedulerEvent,
+    StepFinished,
+    Submit,
+    TaskFailed,
+    TaskFinished,
+)
+from .gate import (
+    charge_gate,
+    gate_429,
+    gate_admits,
+    gate_earliest_admit_ms,
+    gate_success,
+    refill_gate,
+)
+from .lifecycle import Move, Phase, next_phase
+from .state import FifoQueue, GateState, QueueKey, SchedulerState, TaskRecord
+
+SchedStep = Step[SchedulerState, SchedulerEffect]
+"""What every scheduler transition returns."""
+
+_CLASSES: tuple[TaskClass, ...] = tuple(TaskClass)
+"""Class order for scans: enum definition order, never hash order."""
+
+
+# --- public verbs ----------------------------------------------------------------------
+
+
+def step(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
+    """Apply one event: clock, advance (boost, refill, reap), the event, dispatch, wake-up.
+
+    A log of events replays as a fold of this function (SPEC.md 1.2).
+    """
+    if event.at_ms < state.now_ms:
+        return _clock_refusal(state, event)
+    d = _Draft(state)
+    _advance(d, event.at_ms)
+    match event:
+        case Submit():
+            _on_submit(d, event)
+        case Heartbeat():
+            _on_heartbeat(d, event)
+        case StepFinished():
+            _on_step_finished(d, event)
+        case TaskFinished():
+            _on_task_finished(d, event)
+        case TaskFailed():
+            _on_task_failed(d, event)
+        case RateLimited():
+            _on_rate_limited(d, event)
+        case ClockAdvanced():
+            pass
+        case _:
+            assert_never(event)
+    _dispatch(d)
+    _announce(d)
+    return Step(d.freeze(), tuple(d.effects))
+
+
+def admit(state: SchedulerState, submit: Submit, now_ms: int) -> SchedStep:
+    """Submit a task at ``now_ms`` (the reducer's ``Submit`` transition, SPEC.md 1.3)."""
+    return step(state, attrs.evolve(submit, at_ms=now_ms))
+
+
+def tick(state: SchedulerState, now_ms: int) -> SchedStep:
+    """Let time pass to ``now_ms``: boost, refill, reap, dispatch, announce the wake-up."""
+    return step(state, ClockAdvanced(now_ms))
+
+
+def reap(state: SchedulerState, now_ms: int) -> SchedStep:
+    """Advance to ``now_ms`` (boost, refill, reap zombies and their sub-agents); no dispatch."""
+    if now_ms < state.now_ms:
+        return _clock_refusal(state, ClockAdvanced(now_ms))
+    d = _Draft(state)
+    _advance(d, now_ms)
+    return Step(d.freeze(), tuple(d.effects))
+
+
+def demote(state: SchedulerState, task_id: str, now_ms: int) -> SchedStep:
+    """Drop a non-terminal task one level (``used_ms := 0``), then dispatch and announce.
+
+    A waiting task moves to the tail of its lower queue (a new enqueue number); at the
+    last level it keeps its place. Refused like any event about a task.
+    """
+    if now_ms < state.now_ms:
+        return _clock_refusal(state, Heartbeat(now_ms, task_id))
+    d = _Draft(state)
+    _advance(d, now_ms)
+    t = _task_or_refuse(d, task_id, running_only=False)
+    if t is not None:
+        _demote(d, t)
+    _dispatch(d)
+    _announce(d)
+    return Step(d.freeze(), tuple(d.effects))
+
+
+def next_wake_ms(state: SchedulerState) -> int | None:
+    """The next deadline after ``state.now_ms`` at which the kernel needs a tick (SPEC 1.6)."""
+    return _next_deadline(state)
+
+
+# --- the draft ---------------------------------------------------------------------------
+
+
+class _Draft:
+    """A private, short-lived working copy of a state; its maps stay persistent."""
+
+    __slots__ = (
+        "config", "now_ms", "tasks", "children", "queues", "lanes", "gates", "admission_window",
+        "admissions", "waiting", "live", "next_submit_seq", "next_enqueue_seq", "next_boost_ms",
+        "last_wake_ms", "effects",
+    )
+
+    def __init__(self, s: SchedulerState) -> None:
+        self.config: SchedulerConfig = s.config
+        self.now_ms: int = s.now_ms
+        self.tasks: immutables.Map[str, TaskRecord] = s.tasks
+        self.children: immutables.Map[str, tuple[str, ...]] = s.children
+        self.queues: immutables.Map[QueueKey, FifoQueue] = s.queues
+        self.lanes: list[str | None] = list(s.lanes)
+        self.gates: immutables.Map[str, GateState] = s.gates
+        self.admission_window: int = s.admission_window
+        self.admissions: immutables.Map[str, int] = s.admissions
+        self.waiting: int = s.waiting
+        self.live: int = s.live
+        self.next_submit_seq: int = s.next_submit_seq
+        self.next_enqueue_seq: int = s.next_enqueue_seq
+        self.next_boost_ms: int = s.next_boost_ms
+        self.last_wake_ms: int | None = s.last_wake_ms
+        self.effects: list[SchedulerEffect] = []
+
+    def freeze(self) -> SchedulerState:
+        """The frozen state this draft describes."""
+        return SchedulerState(
+            self.config, self.now_ms, self.tasks, self.children, self.queues, tuple(self.lanes),
+            self.gates, self.admission_window, self.admissions, self.waiting, self.live,
+            self.next_submit_seq, self.next_enqueue_seq, self.next_boost_ms, self.last_wake_ms,
+        )
+
+
+# --- event handlers (SPEC.md 1.3) ----------------------------------------------------------
+
+
+def _on_submit(d: _Draft, ev: Submit) -> None:
+    cfg = d.config
+    reason = _submit_refusal(d, ev)
+    if reason is not None:
+        d.effects.append(Refusal(ev.task_id, reason))
+        return
+    window = d.now_ms // cfg.admission_window_ms
+    if window != d.admission_window:
+        d.admission_window, d.admissions = window, immutables.Map()
+    accepted = d.admissions.get(ev.agent, 0)
+    d.admissions = d.admissions.set(ev.agent, accepted + 1)
+    level = cfg.class_config(ev.task_class).entry_level
+    if accepted >= cfg.admission_rate_per_window:
+        level = min(level + 1, cfg.levels - 1)  # a burst enters one level lower
+    t = TaskRecord(
+        task_id=ev.task_id, agent=ev.agent, task_class=ev.task_class, provider=ev.provider,
+        parent=ev.parent, submit_seq=d.next_submit_seq, phase=Phase.WAITING, level=level, used_ms=0,
+        last_progress_ms=d.now_ms, demand_tokens=ev.step_tokens, enqueue_seq=0, queue_pos=0,
+        lane=None, started_ms=None, slice_start_ms=d.now_ms, charged_tokens=0,
+    )
+    d.next_submit_seq += 1
+    d.live += 1
+    if ev.parent is not None:
+        d.children = d.children.set(ev.parent, d.children.get(ev.parent, ()) + (ev.task_id,))
+    _enqueue(d, t)
+
+
+def _submit_refusal(d: _Draft, ev: Submit) -> RefusalReason | None:
+    """The first refusal reason that applies to a submission, in SPEC precedence."""
+    if not ev.task_id or not ev.agent or ev.step_tokens < 0:
+        return RefusalReason.INVALID
+    if ev.task_id in d.tasks:
+        return RefusalReason.DUPLICATE_TASK
+    if ev.provider not in d.gates:
+        return RefusalReason.UNKNOWN_PROVIDER
+    if ev.parent is not None:
+        parent = d.tasks.get(ev.parent)
+        if parent is None:
+            return RefusalReason.UNKNOWN_PARENT
+        if parent.phase.terminal:
+            return RefusalReason.PARENT_TERMINAL
+    if d.waiting >= d.config.queue_cap:
+        return RefusalReason.QUEUE_FULL
+    return None
+
+
+def _on_heartbeat(d: _Draft, ev: Heartbeat) -> None:
+    t = _task_or_refuse(d, ev.task_id, running_only=True)
+    if t is not None:
+        d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, last_progress_ms=d.now_ms))
+
+
+def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
+    if ev.tokens_used < 0 or ev.next_step_tokens < 0:
+        d.effects.append(Refusal(ev.task_id, RefusalReason.INVALID))
+        return
+    t = _task_or_refuse(d, ev.task_id, running_only=True)
+    if t is None:
+        return
+    cfg, now = d.config, d.now_ms
+    provider = _provider(cfg, t.provider)
+    gate = gate_success(d.gates[t.provider], provider, max(0, ev.tokens_used - t.charged_tokens))
+    used, level = t.used_ms + now - t.slice_start_ms, t.level
+    spent = used >= cfg.level_allotments_ms[level]
+    if spent:
+        used, level = 0, min(level + 1, cfg.levels - 1)
+    t = attrs.evolve(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
+                     demand_tokens=ev.next_step_tokens)
+    d.gates = d.gates.set(t.provider, gate)
+    # Yield if the gate is closed for its next step, or a waiting task could use the
+    # lane: strictly higher levels always; the same level only once the allotment is
+    # spent (round robin).
+    preempt_below = level + 1 if spent else level
+    if not gate_admits(gate, provider, t.demand_tokens, now) or _dispatchable_exists(d, preempt_below, t):
+        _release_lane(d, t)
+        _enqueue(d, attrs.evolve(t, phase=next_phase(t.phase, Move.YIELD), lane=None))
+        d.effects.append(YieldTask(t.task_id))
+        return
+    gate, charged = charge_gate(gate, provider, t.demand_tokens)
+    d.gates = d.gates.set(t.provider, gate)
+    d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, charged_tokens=charged))
+
+
+def _on_task_finished(d: _Draft, ev: TaskFinished) -> None:
+    t = _task_or_refuse(d, ev.task_id, running_only=True)
+    if t is not None:
+        _end(d, t, Move.FINISH)
+
+
+def _on_task_failed(d: _Draft, ev: TaskFailed) -> None:
+    t = _task_or_refuse(d, ev.task_id, running_only=False)
+    if t is not None:
+        _end(d, t, Move.FAIL)
+        _cascade(d, (t.task_id,))
+
+
+def _on_rate_limited(d: _Draft, ev: RateLimited) -> None:
+    if not ev.task_id or (ev.retry_after_ms is not None and ev.retry_after_ms < 0):
+        d.effects.append(Refusal(ev.task_id, RefusalReason.INVALID))
+        return
+    t = _task_or_refuse(d, ev.task_id, running_only=True)
+    if t is None:
+        return
+    if ev.provider not in d.gates:
+        d.effects.append(Refusal(ev.task_id, RefusalReason.UNKNOWN_PROVIDER))
+        return
+    provider = _provider(d.config, ev.provider)
+    pause = provider.default_retry_after_ms if ev.retry_after_ms is None else ev.retry_after_ms
+    d.gates = d.gates.set(ev.provider, gate_429(d.gates[ev.provider], provider, pause, d.now_ms))
+    _release_lane(d, t)
+    used = t.used_ms + d.now_ms - t.slice_start_ms
+    _enqueue(d, attrs.evolve(t, phase=next_phase(t.phase, Move.RATE_LIMITED), lane=None, used_ms=used))
+    d.effects.append(YieldTask(t.task_id))
+
+
+# --- advance: boost, refill, reap (SPEC.md 1.2 step 2) ------------------------------------
+
+
+def _advance(d: _Draft, now: int) -> None:
+    d.now_ms = now
+    cfg = d.config
+    if d.next_boost_ms <= now:
+        _boost(d)
+        d.next_boost_ms = (now // cfg.boost_period_ms + 1) * cfg.boost_period_ms
+    for p in cfg.providers:
+        gate = d.gates[p.name]
+        if gate.refilled_ms < now:
+            d.gates = d.gates.set(p.name, refill_gate(gate, p, now))
+    _reap(d)
+
+
+def _boost(d: _Draft) -> None:
+    """Every non-terminal task back to its entry level with ``used_ms = 0``.
+
+    Running tasks change in place. Waiting tasks of one (class, provider) all land in
+    the queue at their entry level, merged by enqueue number so FIFO order holds;
+    this touches every waiting task, once per boost period (SPEC.md 1.7).
+    """
+    cfg = d.config
+    tasks = d.tasks.mutate()
+    for tid in d.lanes:
+        if tid is not None:
+            t = tasks[tid]
+            entry = cfg.class_config(t.task_class).entry_level
+            if t.level != entry or t.used_ms or t.slice_start_ms != d.now_ms:
+                # The slice restarts too: service before the boost is forgiven with used_ms.
+                tasks[tid] = attrs.evolve(t, level=entry, used_ms=0, slice_start_ms=d.now_ms)
+    if d.waiting:
+        queues: immutables.Map[QueueKey, FifoQueue] = immutables.Map()
+        for cls in _CLASSES:
+            entry = cfg.class_config(cls).entry_level
+            for p in cfg.providers:
+                members: list[tuple[int, str]] = []
+                for level in range(cfg.levels):
+                    q = d.queues.get((level, cls, p.name))
+                    if q is not None:
+                        members.extend((tasks[tid].enqueue_seq, tid) for tid in q.task_ids())
+                if not members:
+                    continue
+                members.sort()
+                items = immutables.Map[int, str]().mutate()
+                for pos, (_, tid) in enumerate(members):
+                    items[pos] = tid
+                    tasks[tid] = attrs.evolve(tasks[tid], level=entry, used_ms=0, queue_pos=pos)
+                queues = queues.set((entry, cls, p.name), FifoQueue(items.finish(), 0, len(members)))
+        d.queues = queues
+    d.tasks = tasks.finish()
+
+
+def _reap(d: _Draft) -> None:
+    """Reap running zombies in lane order, then cancel their live descendants."""
+    now, cfg = d.now_ms, d.config
+    reaped: list[str] = []
+    for tid in list(d.lanes):
+        if tid is None:
+            continue
+        t = d.tasks[tid]
+        cc = cfg.class_config(t.task_class)
+        if now - t.last_progress_ms >= cc.idle_ms_reap:
+            reason = CancelReason.IDLE
+        elif cc.run_ms_limit > 0 and t.started_ms is not None and now - t.started_ms >= cc.run_ms_limit:
+            reason = CancelReason.RUN_LIMIT
+        else:
+            continue
+        _end(d, t, Move.REAP)
+        d.effects.append(CancelTask(tid, reason))
+        reaped.append(tid)
+    if reaped:
+        _cascade(d, tuple(reaped))
+
+
+# --- dispatch (SPEC.md 1.4) ----------------------------------------------------------------
+
+
+def _dispatch(d: _Draft) -> None:
+    """Start dispatchable tasks (lowest level, then lowest enqueue number) on free lanes."""
+    while d.waiting and None in d.lanes:
+        t = _best_dispatchable(d, d.config.levels, None)
+        if t is None:
+            return
+        _start(d, t, d.lanes.index(None))
+
+
+def _dispatchable_exists(d: _Draft, below_level: int, freeing: TaskRecord) -> bool:
+    """Whether a task at a level < ``below_level`` could take the lane ``freeing`` holds."""
+    return d.waiting > 0 and _best_dispatchable(d, below_level, freeing) is not None
+
+
+def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) -> TaskRecord | None:
+    """The dispatchable queue head with the lowest (level, enqueue number) under ``below_level``.
+
+    ``freeing`` is a running task counted as if its lane were already free.
+    """
+    cfg, now = d.config, d.now_ms
+    may_take = _classes_that_may_take_a_lane(d, freeing)
+    for level in range(below_level):
+        best: TaskRecord | None = None
+        for cls in _CLASSES:
+            if not may_take[cls]:
+                continue
+            for p in cfg.providers:
+                q = d.queues.get((level, cls, p.name))
+                if q is None:
+                    continue
+                head = q.peek()
+                assert head is not None, "empty queues are removed"
+                t = d.tasks[head]
+                if (best is None or t.enqueue_seq < best.enqueue_seq) and gate_admits(
+                    d.gates[p.name], p, t.demand_tokens, now
+                ):
+                    best = t
+        if best is not None:
+            return best
+    return None
+
+
+def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> dict[TaskClass, bool]:
+    """Class c may take a free lane iff r_c < R_c or the shared lanes are not all used."""
+    cfg = d.config
+    running = dict.fromkeys(_CLASSES, 0)
+    for tid in d.lanes:
+        if tid is not None and (freeing is None or tid != freeing.task_id):
+            running[d.tasks[tid].task_class] += 1
+    reserved = {c: cfg.class_config(c).reserved_lanes for c in _CLASSES}
+    shared = cfg.lanes - sum(reserved.values())
+    shared_used = sum(max(0, running[c] - reserved[c]) for c in _CLASSES)
+    return {c: running[c] < reserved[c] or shared_used < shared for c in _CLASSES}
+
+
+def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
+    provider = _provider(d.config, t.provider)
+    gate, charged = charge_gate(d.gates[t.provider], provider, t.demand_tokens)
+    d.gates = d.gates.set(t.provider, gate)
+    _dequeue(d, t)
+    now = d.now_ms
+    t = attrs.evolve(
+        t, phase=next_phase(t.phase, Move.DISPATCH), lane=lane,
+        started_ms=now if t.started_ms is None else t.started_ms,
+        slice_start_ms=now, last_progress_ms=now, charged_tokens=charged,
+    )
+    d.lanes[lane] = t.task_id
+    d.tasks = d.tasks.set(t.task_id, t)
+    d.effects.append(StartTask(t.task_id, lane, t.level))
+
+
+# --- wake-up (SPEC.md 1.6) -----------------------------------------------------------------
+
+
+def _announce(d: _Draft) -> None:
+    deadline = _next_deadline(d)
+    if deadline is not None and deadline != d.last_wake_ms:
+        d.last_wake_ms = deadline
+        d.effects.append(WakeAt(deadline))
+
+
+def _next_deadline(s: SchedulerState | _Draft) -> int | None:
+    """The earliest deadline after ``now``: boost, reap limits, gate re-opening for a head."""
+    if s.live == 0:
+        return None
+    cfg, now = s.config, s.now_ms
+    candidates = [s.next_boost_ms]
+    for tid in s.lanes:
+        if tid is not None:
+            t = s.tasks[tid]
+            cc = cfg.class_config(t.task_class)
+            candidates.append(t.last_progress_ms + cc.idle_ms_reap)
+            if cc.run_ms_limit > 0 and t.started_ms is not None:
+                candidates.append(t.started_ms + cc.run_ms_limit)
+    if s.waiting:
+        for p in cfg.providers:
+            demand = _smallest_head_demand(s, p)
+            if demand is not None:
+                candidates.append(gate_earliest_admit_ms(s.gates[p.name], p, demand, now))
+    future = [c for c in candidates if c > now]
+    return min(future) if future else None
+
+
+def _smallest_head_demand(s: SchedulerState | _Draft, p: ProviderConfig) -> int | None:
+    smallest: int | None = None
+    for level in range(s.config.levels):
+        for cls in _CLASSES:
+            q = s.queues.get((level, cls, p.name))
+            if q is not None:
+                head = q.peek()
+                assert head is not None, "empty queues are removed"
+                demand = s.tasks[head].demand_tokens
+                smallest = demand if smallest is None else min(smallest, demand)
+    return smallest
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _clock_refusal(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
+    task_id = "" if isinstance(event, ClockAdvanced) else event.task_id
+    return Step(state, (Refusal(task_id, RefusalReason.CLOCK_WENT_BACKWARDS),))
+
+
+def _task_or_refuse(d: _Draft, task_id: str, running_only: bool) -> TaskRecord | None:
+    """The task an event is about, or None after recording the refusal (SPEC precedence)."""
+    reason: RefusalReason | None = None
+    t = d.tasks.get(task_id) if task_id else None
+    if not task_id:
+        reason = RefusalReason.INVALID
+    elif t is None:
+        reason = RefusalReason.UNKNOWN_TASK
+    elif t.phase.terminal:
+        reason = RefusalReason.TASK_TERMINAL
+    elif running_only and t.phase is not Phase.RUNNING:
+        reason = RefusalReason.NOT_RUNNING
+    if reason is not None:
+        d.effects.append(Refusal(task_id, reason))
+        return None
+    return t
+
+
+def _provider(cfg: SchedulerConfig, name: str) -> ProviderConfig:
+    p = cfg.provider(name)
+    assert p is not None, f"provider {name!r} was validated on submission"
+    return p
+
+
+def _enqueue(d: _Draft, t: TaskRecord) -> None:
+    """Put ``t`` (phase already WAITING) at the tail of its queue with a new enqueue number."""
+    key = (t.level, t.task_class, t.provider)
+    q, pos = d.queues.get(key, FifoQueue()).push(t.task_id)
+    d.queues = d.queues.set(key, q)
+    d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, enqueue_seq=d.next_enqueue_seq, queue_pos=pos))
+    d.next_enqueue_seq += 1
+    d.waiting += 1
+
+
+def _dequeue(d: _Draft, t: TaskRecord) -> None:
+    key = (t.level, t.task_class, t.provider)
+    q = d.queues[key].remove(t.queue_pos)
+    d.queues = d.queues.set(key, q) if len(q) else d.queues.delete(key)
+    d.waiting -= 1
+
+
+def _release_lane(d: _Draft, t: TaskRecord) -> None:
+    assert t.lane is not None and d.lanes[t.lane] == t.task_id, "a running task holds its lane"
+    d.lanes[t.lane] = None
+
+
+def _end(d: _Draft, t: TaskRecord, move: Move) -> None:
+    """Move a live task to a terminal phase, freeing its lane or its queue slot."""
+    phase = next_phase(t.phase, move)
+    if t.phase is Phase.RUNNING:
+        _release_lane(d, t)
+    else:
+        _dequeue(d, t)
+    d.live -= 1
+    d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, phase=phase, lane=None))
+
+
+def _cascade(d: _Draft, roots: tuple[str, ...]) -> None:
+    """Cancel every live descendant of ``roots``, in submission order (SPEC.md 1.2)."""
+    found: list[TaskRecord] = []
+    seen = set(roots)  # membership only; the order comes from submit_seq below
+    stack = list(roots)
+    while stack:
+        for child in d.children.get(stack.pop(), ()):
+            if child in seen:
+                continue
+            seen.add(child)
+            c = d.tasks[child]
+            if not c.phase.terminal:
+                found.append(c)
+            stack.append(child)
+    for c in sorted(found, key=lambda r: r.submit_seq):
+        _end(d, d.tasks[c.task_id], Move.CANCEL)
+        d.effects.append(CancelTask(c.task_id, CancelReason.PARENT_REAPED))
+
+
+def _demote(d: _Draft, t: TaskRecord) -> None:
+    level = min(t.level + 1, d.config.levels - 1)
+    if t.phase is Phase.WAITING and level != t.level:
+        _dequeue(d, t)
+        _enqueue(d, attrs.evolve(t, level=level, used_ms=0))
+    elif t.phase is Phase.RUNNING:
+        # The slice restarts with used_ms, so the new level's allotment counts from now.
+        d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, level=level, used_ms=0, slice_start_ms=d.now_ms))
+    else:
+        d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, level=level, used_ms=0))
