@@ -39,6 +39,44 @@ from .scheduler.state import GateState, SchedulerState, TaskRecord
 from .scheduler.transitions import admit, demote, next_wake_ms, reap, step, tick
 
 # --- context ---------------------------------------------------------------------------
+from .context import (
+    AgentContext,
+    Append,
+    ArchiveEntries,
+    Archived,
+    Compact,
+    ContextConfig,
+    ContextEffect,
+    ContextEvent,
+    ContextOverflow,
+    ContextRefusal,
+    ContextRefusalReason,
+    ContextState,
+    ContextTick,
+    Entry,
+    Hibernate,
+    LoadContext,
+    Loaded,
+    LoadFailed,
+    PersistContext,
+    Persisted,
+    PersistFailed,
+    Recall,
+    RequestSummary,
+    SearchArchive,
+    SearchFound,
+    Summarized,
+    Summary,
+    append,
+    choose_victims,
+    compact,
+    context_step,
+    context_tick,
+    hibernate,
+    recall,
+    visible_context,
+)
+from .context import Phase as ContextPhase
 
 __all__ = [
     # scheduler
@@ -49,4 +87,10 @@ __all__ = [
     "SchedulerState", "TaskRecord", "admit", "demote", "next_wake_ms", "reap", "step", "tick",
     "task_view", "running_tasks", "waiting_count", "live_count", "queued",
     # context
+    "AgentContext", "Append", "ArchiveEntries", "Archived", "Compact", "ContextConfig",
+    "ContextEffect", "ContextEvent", "ContextOverflow", "ContextRefusal", "ContextRefusalReason",
+    "ContextState", "ContextTick", "Entry", "Hibernate", "LoadContext", "Loaded", "LoadFailed",
+    "PersistContext", "Persisted", "PersistFailed", "Recall", "RequestSummary", "SearchArchive",
+    "SearchFound", "Summarized", "Summary", "append", "choose_victims", "compact", "context_step",
+    "context_tick", "hibernate", "recall", "visible_context", "ContextPhase",
 ]

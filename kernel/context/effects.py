@@ -2,7 +2,7 @@
 
 The kernel never performs them; the shell reports each outcome back as an event
 (``ArchiveEntries`` -> ``Archived``, ``RequestSummary`` -> ``Summarized``,
-``PersistContext`` -> ``Persisted``/``PersistFailed``, ``LoadContext`` -> ``Loaded``,
+``PersistContext`` -> ``Persisted``/``PersistFailed``, ``LoadContext`` -> ``Loaded``/``LoadFailed``,
 ``SearchArchive`` -> ``SearchFound``).
 """
 

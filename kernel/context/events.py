@@ -111,6 +111,15 @@ class Loaded:
 
 
 @attrs.frozen
+class LoadFailed:
+    """Storage could not load ``agent``'s context; it stays hibernated. ``error`` is for humans."""
+
+    at_ms: int
+    agent: str
+    error: str = ""
+
+
+@attrs.frozen
 class SearchFound:
     """The archived entries matching the query of ``SearchArchive`` number ``request``."""
 
@@ -121,5 +130,5 @@ class SearchFound:
 
 
 ContextEvent = (Append | Compact | Hibernate | Recall | ContextTick | Archived | Summarized
-                | Persisted | PersistFailed | Loaded | SearchFound)
+                | Persisted | PersistFailed | Loaded | LoadFailed | SearchFound)
 """Any input the context reducer accepts."""
