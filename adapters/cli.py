@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Final, NoReturn
+from typing import IO, Any, Final, NoReturn
 
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.effects import SchedulerEffect
@@ -157,10 +157,17 @@ def _diff(expected: Sequence[SchedulerEffect], got: Sequence[SchedulerEffect]) -
     return "\n".join(lines)
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    """``agentrm replay``: re-fold the logged events; every effect must match."""
+Reducer = tuple[Callable[[SchedulerConfig], Any], Callable[[Any, SchedulerEvent], tuple[Any, tuple[SchedulerEffect, ...]]]]
+"""``(initial, reduce)``: how to build a state from a config and fold one event."""
+
+
+def cmd_replay(args: argparse.Namespace, reducer: Reducer | None = None) -> int:
+    """``agentrm replay``: re-fold the logged events; every effect must match.
+
+    ``reducer`` defaults to the kernel; tests pass another to see a divergence reported.
+    """
     log = read_eventlog(args.log)
-    initial, reduce = kernel_reducer()
+    initial, reduce = reducer or kernel_reducer()
     state = initial(log.header.config)
     bar = Progress(len(log.records), "replaying")
     try:
@@ -180,13 +187,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    """``agentrm check``: fold the log through the kernel, checking every invariant at every step."""
+def cmd_check(args: argparse.Namespace, reducer: Reducer | None = None) -> int:
+    """``agentrm check``: fold the log through the kernel, checking every invariant at every step.
+
+    ``reducer`` defaults to the kernel; tests pass a broken one to see a violation reported.
+    """
     from agentrm.kernel.common import Step
     from agentrm.specs import check_scheduler, check_scheduler_transition
 
     log = read_eventlog(args.log)
-    initial, reduce = kernel_reducer()
+    initial, reduce = reducer or kernel_reducer()
     state = initial(log.header.config)
     first = check_scheduler(state)
     if first:

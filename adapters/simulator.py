@@ -309,6 +309,7 @@ class Simulator:
         self.seq = 0
         self.now = 0
         self.last_input_ms = -1
+        self.last_activity = 0
         self.wake_ms: int | None = None
         self.intervals: list[LaneInterval] = []
         self.calls = self.limited = self.retries = self.steps = 0
@@ -327,12 +328,13 @@ class Simulator:
         heapq.heappush(self.heap, (at, kind, self.seq, task_id, epoch, payload))
         self.seq += 1
 
-    def _feed(self, event: SchedulerEvent) -> None:
+    def _feed(self, event: SchedulerEvent) -> tuple[SchedulerEffect, ...]:
         self.steps += 1
         self.last_input_ms = event.at_ms
         effects = self.policy.step(event)
         for effect in effects:
             self._apply(effect, event)
+        return effects
 
     def _span_close(self, t: _Task) -> None:
         """Close the current lane interval of ``t`` (progress or not) at now."""
@@ -484,9 +486,15 @@ class Simulator:
                 self._progress(at)
             if kind is _Kind.WAKE:
                 if payload == self.wake_ms and self.last_input_ms < at:
-                    self._feed(ClockAdvanced(at))
+                    effects = self._feed(ClockAdvanced(at))
+                    if any(not isinstance(e, WakeAt) for e in effects):
+                        self.last_activity = at
                 continue
             t = self.tasks[task_id]
+            stale = kind not in (_Kind.ARRIVAL, _Kind.INPUT) and (epoch != t.epoch or t.outcome is not None)
+            if stale:
+                continue  # scheduled before the agent was yielded, cancelled or moved on
+            self.last_activity = at
             if kind is _Kind.ARRIVAL:
                 spec = t.spec
                 t.submitted = True
@@ -498,8 +506,6 @@ class Simulator:
                     self._feed(event)
                     if isinstance(event, TaskFailed) and t.outcome is None:
                         self._end(t, Outcome.FAILED)
-            elif epoch != t.epoch or t.outcome is not None:
-                continue  # scheduled before the agent was yielded, cancelled or moved on
             elif kind is _Kind.STEP_DONE:
                 self._step_done(t)
             elif kind is _Kind.HEARTBEAT:
@@ -509,8 +515,9 @@ class Simulator:
                     self._push(at + self.heartbeat_ms, _Kind.HEARTBEAT, task_id, epoch, end)
             elif kind is _Kind.RETRY:
                 self._call(t)
-        if self.horizon:
-            self.now = self.horizon
+        # A run without a horizon ends at its last activity, not at a wake-up that found
+        # nothing to do (the shell keeps a wake-up the policy announced, even if moot).
+        self.now = self.horizon if self.horizon else self.last_activity
         return self._result()
 
     def _result(self) -> SimResult:
