@@ -151,7 +151,8 @@ def _sentences(entries: Sequence[Entry]) -> list[_Sentence]:
         facts = sum(1 for w in content if any(c.isdigit() for c in w))
         # Per-word normalization (+4 damping) keeps long rambling sentences from
         # winning on length alone while not favouring one-word fragments.
-        score = 1000 * (sum(df[w] for w in content) + 2 * facts) // (len(words) + 4)
+        # A word seen in only this sentence says nothing about the excerpt: df - 1.
+        score = 1000 * (sum(df[w] - 1 for w in content) + 2 * facts) // (len(words) + 4)
         out.append(_Sentence(position, role, text, count_tokens(f"{role}: {text}\n"), score))
     return out
 
@@ -171,8 +172,8 @@ def _truncate(text: str, max_tokens: int) -> str:
 class ExtractiveSummarizer:
     """The deterministic offline summarizer: the best-scoring sentences, in their order.
 
-    Every sentence of the excerpt is scored by how many of the excerpt's recurring
-    content words it contains (plus a bonus for words with digits), per word. The
+    Every sentence of the excerpt is scored by how often its content words recur in
+    the other sentences (plus a bonus for words with digits), per word. The
     sentences are taken best first (ties: earlier first) while they fit in
     ``min(max_tokens, max(min_tokens, ratio_permille * input / 1000))`` tokens, then
     emitted in their original order as ``role: sentence`` lines. If not even the best

@@ -258,8 +258,8 @@ def test_archived_rows_cannot_be_updated_even_by_raw_sql(store: Store) -> None:
         ("a", attrs.evolve(entry(0, "x"), seq=-1), "field 'seq' must be an int"),
         ("a", attrs.evolve(entry(0, "x"), tokens=True), "field 'tokens' must be an int"),
         ("a", attrs.evolve(entry(0, "x"), text="\ud800"), "field 'text' is not valid Unicode"),
-        ("a", attrs.evolve(entry(0, "x"), role=None), "field 'role' must be a str"),
-        ("a", attrs.evolve(entry(0, "x"), key=1), "field 'key' must be a bool"),
+        ("a", attrs.evolve(entry(0, "x"), role=None), "field 'role' must be a str"),  # type: ignore[arg-type]
+        ("a", attrs.evolve(entry(0, "x"), key=1), "field 'key' must be a bool"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_entries_are_refused_by_field(store: Store, agent: str, bad: object, message: str) -> None:
