@@ -133,7 +133,7 @@ def compute(result: SimResult) -> Metrics:
 
 def to_json(metrics: Metrics) -> dict[str, Any]:
     """Metrics as a JSON object with stable keys (classes as an object keyed by name)."""
-    obj: dict[str, Any] = attrs.asdict(metrics, recurse=True, retain_collection_types=False)
+    obj: dict[str, Any] = attrs.asdict(metrics, recurse=True)
     obj["latency_by_class"] = {name: attrs.asdict(lat) for name, lat in metrics.latency_by_class}
     return obj
 
