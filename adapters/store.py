@@ -258,10 +258,11 @@ class Store:
             if fresh and not create:
                 raise StoreError(f"{p}: empty database, not an agentrm store")
             db = sqlite_utils.Database(conn)
-            if fresh:
-                _initialize(db)
+            # WAL and the sync level first: the schema is then written in WAL mode too.
             db.enable_wal()
             db.execute(f"PRAGMA synchronous={'FULL' if sync_full else 'NORMAL'}")
+            if fresh:
+                _initialize(db)
         except BaseException:
             conn.close()
             if not existed:

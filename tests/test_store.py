@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -269,25 +269,37 @@ def test_bad_entries_are_refused_by_field(store: Store, agent: str, bad: object,
     assert store.archive_agents() == ()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """One store for the property tests, which prefix each example's agent id with a fresh
+    number so examples never see each other's entries (creating a file per example
+    would spend the time budget on fsyncs)."""
+    with Store.create(tmp_path_factory.mktemp("shared") / "s.db") as s:
+        yield s
+
+
+_EXAMPLE = itertools.count()
+
+
 @given(
     agent=st.text(min_size=1),
     items=st.lists(st.tuples(st.text(), st.text(), st.text(), st.booleans()), max_size=5),
     query=st.text(),
 )
 def test_any_text_round_trips_and_any_query_is_safe(
-    agent: str, items: list[tuple[str, str, str, bool]], query: str
+    shared: Store, agent: str, items: list[tuple[str, str, str, bool]], query: str
 ) -> None:
     """Arbitrary unicode, quotes, SQL and FTS syntax in ids and text round-trip; any query runs."""
     entries = tuple(
         Entry(entry_id=f"{i}:{eid}", seq=i, role=role, text=text, tokens=i, key=key)
         for i, (eid, role, text, key) in enumerate(items)
     )
-    with tempfile.TemporaryDirectory() as d, Store.create(pathlib.Path(d) / "s.db") as s:
-        s.archive(agent, entries)
-        found = s.search(agent, query, limit=100)
-        assert s.archived(agent) == entries
-        assert set(found) <= set(entries)
-        assert [e.seq for e in found] == sorted(e.seq for e in found)
+    agent = f"{next(_EXAMPLE)}\x1f{agent}"
+    shared.archive(agent, entries)
+    found = shared.search(agent, query, limit=100)
+    assert shared.archived(agent) == entries
+    assert set(found) <= set(entries)
+    assert [e.seq for e in found] == sorted(e.seq for e in found)
 
 
 SEARCHABLE = st.text(
@@ -298,19 +310,19 @@ SEARCHABLE = st.text(
 @given(agent=st.text(min_size=1, max_size=5), texts=st.lists(SEARCHABLE, min_size=1, max_size=4),
        data=st.data())
 def test_a_chunk_of_archived_text_finds_its_entry(
-    agent: str, texts: list[str], data: st.DataObject
+    shared: Store, agent: str, texts: list[str], data: st.DataObject
 ) -> None:
     """Searching for any word-bearing chunk of an archived text returns that entry."""
     entries = tuple(entry(i, t) for i, t in enumerate(texts))
     target = data.draw(st.sampled_from(entries))
     chunks = [c for c in target.text.split() if any(ch.isalnum() for ch in c)]
-    with tempfile.TemporaryDirectory() as d, Store.create(pathlib.Path(d) / "s.db") as s:
-        s.archive(agent, entries)
-        if chunks:
-            chunk = data.draw(st.sampled_from(chunks))
-            assert target in s.search(agent, chunk, limit=len(entries))
-        else:
-            assert s.search(agent, target.text) == ()
+    agent = f"{next(_EXAMPLE)}\x1f{agent}"
+    shared.archive(agent, entries)
+    if chunks:
+        chunk = data.draw(st.sampled_from(chunks))
+        assert target in shared.search(agent, chunk, limit=len(entries))
+    else:
+        assert shared.search(agent, target.text) == ()
 
 
 def test_search_ranks_by_relevance_then_returns_seq_order(store: Store) -> None:
