@@ -475,3 +475,57 @@ def test_a_store_belongs_to_the_thread_that_opened_it(store: Store) -> None:
     t.start()
     t.join()
     assert [type(e) for e in errors] == [sqlite3.ProgrammingError]
+
+
+def test_the_kernels_agent_context_round_trips(store: Store) -> None:
+    """A hibernated AgentContext of the context kernel comes back equal through cattrs."""
+    from agentrm.kernel.context.state import AgentContext
+    from agentrm.kernel.context.types import Summary
+
+    ctx = AgentContext(
+        agent="a",
+        next_seq=3,
+        hot=(entry(2, TRICKY[1]),),
+        warm_keys=(entry(0, TRICKY[2], key=True),),
+        summaries=(Summary("s0", 1, 1, "summary", 2),),
+        archived=((1, "e1"),),
+    )
+    store.save_context("a", ctx)
+    assert store.load_context("a", AgentContext) == ctx
+
+
+CRASHER = """
+import sys
+from agentrm.adapters.store import JournalRecord, Store
+from agentrm.kernel.context.types import Entry
+s = Store.open(sys.argv[1])
+n = 0
+while True:
+    with s.atomic():
+        s.append_journal([JournalRecord(10 * n + i, '{"n": %d}' % n, "[]") for i in range(1, 11)])
+        s.archive("a", [Entry(f"e{n}", n, "user", "x" * 4000, 1000)])
+    n += 1
+    if n == 20:
+        print("ready", flush=True)
+"""
+
+
+def test_kill_9_mid_write_leaves_whole_batches_only(tmp_path: pathlib.Path) -> None:
+    """A writer killed with SIGKILL mid-run leaves a gapless journal of whole batches, matching the archive."""
+    path = tmp_path / "agents.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    finally:
+        proc.kill()  # SIGKILL: no Python cleanup, no close, no checkpoint
+        proc.wait()
+    with Store.open(path, create=False) as s:
+        last = s.last_journal_seq()
+        batches = last // 10
+        assert (last % 10, batches >= 20) == (0, True)
+        assert [r.seq for r in s.journal_after(0)] == list(range(1, last + 1))
+        assert [e.seq for e in s.archived("a")] == list(range(batches))
+        s.append_journal([JournalRecord(last + 1, "{}", "[]")])
+        assert s.last_journal_seq() == last + 1
