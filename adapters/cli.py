@@ -25,6 +25,7 @@ from agentrm.kernel.scheduler.events import (
 
 from . import metrics as metrics_mod
 from .baselines import BASELINES
+from .context_sim import CONTEXT_POLICIES, context_to_json, format_context_table, simulate_context
 from .eventlog import FormatError, dumps_line, effect_to_json, event_to_json, read_eventlog
 from .scenarios import SCENARIOS, ScenarioParams, generate
 from .simulator import Policy, SimulationError, kernel_policy, kernel_reducer, simulate
@@ -108,25 +109,39 @@ def _policy(name: str, workload: Workload, log: IO[str] | None) -> Policy:
     return BASELINES[name](workload.header.config)
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    """``agentrm simulate``: run a workload under one or more policies and print metrics."""
+def _choose(requested: Sequence[str] | None) -> list[str]:
+    """Expand ``--policy`` values (repeated, comma-separated, ``all``) into names, in order."""
     names: list[str] = []
-    for item in args.policy or ["mlfq"]:
+    for item in requested or ["mlfq"]:
         for name in item.split(","):
-            if name == "all":
-                names.extend(POLICIES)
-            elif name in POLICIES:
-                names.append(name)
-            else:
-                raise _UsageError(f"--policy: unknown policy {name!r}; choose from {', '.join(POLICIES)} or all")
+            expanded = [*POLICIES, *CONTEXT_POLICIES[1:]] if name == "all" else [name]
+            for n in expanded:
+                if n not in POLICIES and n not in CONTEXT_POLICIES:
+                    raise _UsageError(f"--policy: unknown policy {n!r}; choose from "
+                                      f"{', '.join(POLICIES + CONTEXT_POLICIES[1:])} or all")
+                if n not in names:
+                    names.append(n)
+    return names
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``agentrm simulate``: run a workload under one or more policies and print metrics.
+
+    Task records run under the scheduling policies (mlfq, fifo, rr, priority); context
+    records under the context policies (mlfq, sliding-window, rolling-summary).
+    """
+    names = _choose(args.policy)
     if args.log is not None and names != ["mlfq"]:
         raise _UsageError("--log: only the mlfq policy (the kernel) writes an event log; use --policy mlfq")
     workload = read_workload(args.workload)
-    if not workload.tasks:
-        raise FormatError(args.workload, 0, "", "no task records: nothing to schedule")
+    sched_names = [n for n in names if n in POLICIES] if workload.tasks else []
+    ctx_names = [n for n in names if n in CONTEXT_POLICIES] if workload.context else []
+    if not sched_names and not ctx_names:
+        kinds = "task" if workload.tasks else "context" if workload.context else "no"
+        raise _UsageError(f"--policy: none of {', '.join(names)} applies to this workload ({kinds} records)")
     results: list[metrics_mod.Metrics] = []
-    horizon = workload.header.horizon_ms or max(t.arrival_ms for t in workload.tasks)
-    for name in names:
+    horizon = workload.header.horizon_ms or max((t.arrival_ms for t in workload.tasks), default=0)
+    for name in sched_names:
         log = _open_out(args.log) if args.log is not None else None
         bar = Progress(horizon, f"simulating {name}")
         try:
@@ -136,12 +151,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             if log is not None and log is not sys.stdout:
                 log.close()
         results.append(metrics_mod.compute(result))
+    ctx_results = simulate_context(workload, ctx_names) if ctx_names else ()
     if args.json:
-        sys.stdout.write(metrics_mod.dumps(results))
-    else:
-        sys.stdout.write(f"workload: {args.workload} ({workload.header.scenario or 'custom'}, "
-                         f"seed {workload.header.seed}, {len(workload.tasks)} tasks)\n")
+        sys.stdout.write(metrics_mod.dumps(results, [context_to_json(m) for m in ctx_results]))
+        return 0
+    sys.stdout.write(f"workload: {args.workload} ({workload.header.scenario or 'custom'}, "
+                     f"seed {workload.header.seed}, {len(workload.tasks)} tasks, "
+                     f"{len(workload.context)} context records)\n")
+    if results:
         sys.stdout.write(metrics_mod.format_table(results))
+    if ctx_results:
+        sys.stdout.write(format_context_table(ctx_results))
     return 0
 
 
@@ -330,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="run a workload under a policy and print metrics")
     sim.add_argument("workload")
     sim.add_argument("--policy", action="append",
-                     help=f"{'|'.join(POLICIES)}|all; repeat or comma-separate for several (default mlfq)")
+                     help=f"{'|'.join(POLICIES + CONTEXT_POLICIES[1:])}|all; repeat or comma-separate "
+                     "for several (default mlfq)")
     sim.add_argument("--log", help="write the kernel's event log here (mlfq only)")
     sim.add_argument("--json", action="store_true", help="metrics as JSON with stable keys")
     sim.set_defaults(func=cmd_simulate)

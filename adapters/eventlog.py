@@ -239,7 +239,12 @@ def _decode_attrs(cls: type[T], value: Any, field: str, *, require_all: bool,
                 raise _FieldError(f"{prefix}{f.name}", "missing field")
             continue
         kwargs[f.name] = _decode_value(hints[f.name], value[f.name], f"{prefix}{f.name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        # ConfigError messages start with the field name: "window_tokens: must be >= 1".
+        sub, _, message = str(exc).partition(": ")
+        raise _FieldError(f"{prefix}{sub}", message) from None
 
 
 def _decode_tagged(table: Mapping[str, type[Any]], value: Any, field: str, what: str) -> Any:

@@ -138,9 +138,16 @@ def to_json(metrics: Metrics) -> dict[str, Any]:
     return obj
 
 
-def dumps(metrics: Sequence[Metrics]) -> str:
-    """A JSON document of several runs: ``{"runs": [...]}``, sorted keys, indented."""
-    return json.dumps({"runs": [to_json(m) for m in metrics]}, sort_keys=True, indent=2) + "\n"
+def dumps(metrics: Sequence[Metrics], context: Sequence[dict[str, Any]] = ()) -> str:
+    """A JSON document of several runs, sorted keys, indented.
+
+    ``{"runs": [...]}`` holds scheduler runs; ``"context_runs"`` (only when given) holds
+    context runs, already as JSON objects.
+    """
+    doc: dict[str, Any] = {"runs": [to_json(m) for m in metrics]}
+    if context:
+        doc["context_runs"] = list(context)
+    return json.dumps(doc, sort_keys=True, indent=2) + "\n"
 
 
 def _ms(v: int | None) -> str:

@@ -29,6 +29,7 @@ from typing import Final
 
 import attrs
 
+from agentrm.kernel.context.config import ContextConfig
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig, TaskClass
 
 from .workload import (
@@ -209,6 +210,12 @@ def storm(seed: int, p: ScenarioParams = ScenarioParams()) -> Workload:
     return Workload(_mix_header("storm", seed, p, config, storms), tuple(_mix_tasks(seed, q, 0.15)))
 
 
+CONTEXT_CONFIG: Final = ContextConfig(
+    hot_budget_tokens=3_000, hot_target_tokens=1_500, warm_budget_tokens=1_500, window_tokens=4_000,
+    idle_ms_hibernate=0, recall_limit=8,
+)
+"""A 4k-token window: small next to a 25k-token session, as a real window is next to a long one."""
+
 _WORDS: Final = (
     "plan check result file test build deploy review user request data model query cache "
     "error retry branch commit patch report table index schema metric latency budget"
@@ -222,7 +229,9 @@ def context(seed: int, p: ScenarioParams = ScenarioParams()) -> Workload:
 
     Half the planted facts are marked ``key`` by the application (what a developer
     would flag); the other half are plain messages, so retention cannot rely on the
-    key flag alone. Each probe comes at least 60 messages after its fact.
+    key flag alone. Each probe comes 10 to 150 messages after its fact (after the last
+    message if that is past the end), so some facts are still in a short window and most
+    are not. The context config gives a 4k-token window over sessions of about 25k tokens.
     """
     rpm, tpm = _limits(p)
     config = _mix_config(8, rpm, tpm)
@@ -231,8 +240,8 @@ def context(seed: int, p: ScenarioParams = ScenarioParams()) -> Workload:
     for a in range(4):
         rng = _rng(seed, f"session-{a}")
         agent = f"session-{a}"
-        count = int(rng.randint(240, 300) * p.load)
-        fact_at = sorted(rng.sample(range(5, max(6, count - 80)), 10))
+        count = max(20, int(rng.randint(240, 300) * p.load))
+        fact_at = sorted(rng.sample(range(5, max(15, count - 80)), 10))
         facts: dict[int, tuple[str, str, str]] = {}
         for i, at in enumerate(fact_at):
             thing = _THINGS[i]
@@ -251,7 +260,7 @@ def context(seed: int, p: ScenarioParams = ScenarioParams()) -> Workload:
                 label, topic, code = fact
                 words[:0] = f"note: the {topic} is {code} .".split()
                 key = rng.random() < 0.5
-                probes.append((m + rng.randint(60, max(61, count - m - 1)), label, topic, code))
+                probes.append((m + rng.randint(10, 150), label, topic, code))
             text = " ".join(words)
             tokens = len(words) * 4 // 3 + 1
             records.append((t, order, Message(t, agent, f"m{m:04d}", role, text, tokens, key, label)))
@@ -266,7 +275,8 @@ def context(seed: int, p: ScenarioParams = ScenarioParams()) -> Workload:
                 records.append((t, order, Probe(t, agent, f"{plabel}-probe", plabel, topic, code)))
                 order += 1
     records.sort(key=lambda r: (r[0], r[1]))
-    header = WorkloadHeader(config, (), heartbeat_ms=5_000, horizon_ms=0, scenario=p.label("context"), seed=seed)
+    header = WorkloadHeader(config, (), heartbeat_ms=5_000, horizon_ms=0, scenario=p.label("context"), seed=seed,
+                            context=CONTEXT_CONFIG)
     return Workload(header, (), tuple(r[2] for r in records))
 
 

@@ -130,8 +130,7 @@ class ReducerPolicy(Generic[S]):
 
 def kernel_reducer() -> tuple[Callable[[SchedulerConfig], Any], Callable[[Any, SchedulerEvent], tuple[Any, tuple[SchedulerEffect, ...]]]]:
     """The kernel's ``initial`` and ``step`` as a plain ``(state, effects)`` reducer."""
-    from agentrm.kernel.scheduler.state import SchedulerState
-    from agentrm.kernel.scheduler.transitions import step
+    from agentrm.kernel import SchedulerState, step
 
     def reduce(state: Any, event: SchedulerEvent) -> tuple[Any, tuple[SchedulerEffect, ...]]:
         result = step(state, event)

@@ -25,6 +25,7 @@ from typing import IO, Any, Final
 
 import attrs
 
+from agentrm.kernel.context.config import ContextConfig
 from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
 
 from .eventlog import (
@@ -152,6 +153,7 @@ class WorkloadHeader:
     model never answers 429); agents send a heartbeat every ``heartbeat_ms`` while a
     step runs. The run stops at ``horizon_ms`` (0: when nothing more can happen), and
     every metric is taken there. ``scenario`` and ``seed`` record where the workload came from.
+    ``context`` is the context-lifecycle config for the workload's sessions (None: the defaults).
     """
 
     config: SchedulerConfig
@@ -160,6 +162,7 @@ class WorkloadHeader:
     horizon_ms: int = 0
     scenario: str = ""
     seed: int = 0
+    context: ContextConfig | None = None
 
     def provider_model(self, name: str) -> ProviderModel | None:
         """The model of provider ``name``, or None when it is unlimited."""
@@ -195,6 +198,7 @@ def header_to_json(header: WorkloadHeader) -> dict[str, Any]:
         "horizon_ms": header.horizon_ms,
         "scenario": header.scenario,
         "seed": header.seed,
+        "context": None if header.context is None else _encode_value(header.context),
     }
 
 
@@ -239,7 +243,8 @@ def _header_from_json(obj: dict[str, Any], path: str, line: int) -> WorkloadHead
     config = decode_at(path, line, lambda: config_from_json(obj["config"]))
     rest = {k: v for k, v in obj.items() if k not in ("format", "version", "config")}
     body = decode_at(path, line, lambda: _decode_attrs(_HeaderBody, rest, "", require_all=False))
-    header = WorkloadHeader(config, body.providers, body.heartbeat_ms, body.horizon_ms, body.scenario, body.seed)
+    header = WorkloadHeader(config, body.providers, body.heartbeat_ms, body.horizon_ms, body.scenario, body.seed,
+                            body.context)
     if header.heartbeat_ms < 1:
         raise FormatError(path, line, "heartbeat_ms", f"must be >= 1, got {header.heartbeat_ms}")
     if header.horizon_ms < 0:
@@ -273,6 +278,7 @@ class _HeaderBody:
     horizon_ms: int = 0
     scenario: str = ""
     seed: int = 0
+    context: ContextConfig | None = None
 
 
 class _Checker:

@@ -214,7 +214,10 @@ def test_bad_log_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], com
     (["simulate", str(G_WORKLOAD), "--policy", "fifo", "--log", "x.log"],
      "agentrm: --log: only the mlfq policy (the kernel) writes an event log; use --policy mlfq\n"),
     (["simulate", str(G_WORKLOAD), "--policy", "lottery"],
-     "agentrm: --policy: unknown policy 'lottery'; choose from mlfq, fifo, rr, priority or all\n"),
+     "agentrm: --policy: unknown policy 'lottery'; choose from mlfq, fifo, rr, priority, sliding-window, "
+     "rolling-summary or all\n"),
+    (["simulate", str(G_WORKLOAD), "--policy", "sliding-window"],
+     "agentrm: --policy: none of sliding-window applies to this workload (task records)\n"),
     (["workload", "generate", "--scenario", "paper", "--seed", "1", "--load", "0"],
      "agentrm: load: must be > 0, got 0.0\n"),
 ])
