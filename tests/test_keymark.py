@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentrm.adapters.keymark import SIGNALS, HeuristicMarker, Marker
+from agentrm.adapters.keymark import SIGNAL_NAMES, SIGNALS, HeuristicMarker, Marker
 
 KEY = [
     ("See https://example.com/docs for the spec", "assistant", ("url", "path")),
@@ -79,7 +79,7 @@ def test_the_marker_satisfies_the_protocol() -> None:
 
     markers: list[Marker] = [HeuristicMarker(), everything]
     assert [m("My name is Dana.", "user") for m in markers] == [True, True]
-    assert [name for name, _ in SIGNALS] == [
+    assert list(SIGNAL_NAMES) == [
         "url", "email", "path", "identifier", "number", "decision", "constraint", "preference",
     ]
 
@@ -90,5 +90,13 @@ def test_marking_is_total_and_agrees_with_its_reasons(text: str, role: str) -> N
     marker = HeuristicMarker()
     reasons = marker.reasons(text, role)
     assert marker(text, role) == bool(reasons)
-    order = ["role", *(name for name, _ in SIGNALS)]
+    order = ["role", *SIGNAL_NAMES]
     assert list(reasons) == [name for name in order if name in reasons]
+
+
+@given(st.text(alphabet=st.sampled_from("abdeiklmnoprstuwy '’/._-:\\@1Ak\u212aſDO\n")) | st.text())
+def test_hints_never_change_a_signals_answer(text: str) -> None:
+    """Every signal's cheap pre-check only skips texts its pattern cannot match."""
+    text = text.replace("\u2019", "'")
+    for signal in SIGNALS:
+        assert signal.search(text, text.lower()) == (signal.pattern.search(text) is not None)
