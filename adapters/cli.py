@@ -90,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """``agentrm workload generate``: write a built-in scenario's workload."""
     try:
         params = ScenarioParams(load=args.load, fault_rate=args.fault_rate, tightness=args.tightness,
-                                horizon_s=args.horizon_s)
+                                horizon_s=args.horizon_s, burst_s=args.burst_s)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     workload = generate(args.scenario, args.seed, params)
@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--fault-rate", type=float, default=None, help="share of faulty sub-agents (0..1)")
     gen.add_argument("--tightness", type=float, default=1.0, help="provider-limit divisor (default 1.0)")
     gen.add_argument("--horizon-s", type=int, default=600, help="run length in virtual seconds (default 600)")
+    gen.add_argument("--burst-s", type=int, default=60,
+                     help="seconds of its rate the provider lets through at once (default 60: per-minute)")
     gen.set_defaults(func=cmd_generate)
 
     sim = sub.add_parser("simulate", help="run a workload under a policy and print metrics")

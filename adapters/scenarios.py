@@ -54,13 +54,17 @@ class ScenarioParams:
 
     ``load`` multiplies every arrival rate; ``fault_rate`` is the probability that a
     sub-agent is faulty (None: the scenario's default); ``tightness`` divides the
-    provider's limits; ``horizon_s`` is the run length in virtual seconds.
+    provider's limits; ``horizon_s`` is the run length in virtual seconds; ``burst_s``
+    is how many seconds of its rate the real provider lets through at once (60: a plain
+    per-minute limit, which is also what agentrm's gate assumes; less: a provider that
+    enforces its limit over shorter periods, so the gate's view is optimistic).
     """
 
     load: float = 1.0
     fault_rate: float | None = None
     tightness: float = 1.0
     horizon_s: int = 600
+    burst_s: int = 60
 
     def __attrs_post_init__(self) -> None:
         if not self.load > 0:
@@ -71,6 +75,8 @@ class ScenarioParams:
             raise ValueError(f"tightness: must be > 0, got {self.tightness}")
         if self.horizon_s < 10:
             raise ValueError(f"horizon_s: must be >= 10, got {self.horizon_s}")
+        if not 1 <= self.burst_s <= 60:
+            raise ValueError(f"burst_s: must be in [1, 60], got {self.burst_s}")
 
     def label(self, name: str) -> str:
         """The scenario name with every non-default knob, as recorded in the header."""
@@ -95,9 +101,9 @@ def _mix_config(lanes: int, rpm: int, tpm: int, queue_cap: int = 100_000) -> Sch
         lanes=lanes,
         level_allotments_ms=(2_000, 8_000, 32_000),
         boost_period_ms=60_000,
-        interactive=ClassConfig(entry_level=0, reserved_lanes=2, idle_ms_reap=20_000),
-        batch=ClassConfig(entry_level=1, reserved_lanes=0, idle_ms_reap=30_000),
-        background=ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=30_000),
+        interactive=ClassConfig(entry_level=0, reserved_lanes=2, idle_ms_reap=15_000),
+        batch=ClassConfig(entry_level=1, reserved_lanes=0, idle_ms_reap=15_000),
+        background=ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=15_000),
         queue_cap=queue_cap,
         providers=(ProviderConfig(PROVIDER, rpm, tpm),),
     )
@@ -175,7 +181,8 @@ def _mix_tasks(seed: int, p: ScenarioParams, default_fault_rate: float) -> list[
 def _mix_header(name: str, seed: int, p: ScenarioParams, config: SchedulerConfig,
                 storms: tuple[Storm, ...] = ()) -> WorkloadHeader:
     prov = config.providers[0]
-    model = ProviderModel(PROVIDER, prov.requests_per_min, prov.tokens_per_min, retry_after_ms=2_000, storms=storms)
+    model = ProviderModel(PROVIDER, prov.requests_per_min, prov.tokens_per_min, retry_after_ms=2_000, storms=storms,
+                          burst_ms=p.burst_s * 1000)
     return WorkloadHeader(config, (model,), heartbeat_ms=5_000, horizon_ms=p.horizon_s * 1000,
                           scenario=p.label(name), seed=seed)
 

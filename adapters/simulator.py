@@ -153,8 +153,12 @@ class ProviderSim:
 
     def __init__(self, model: ProviderModel) -> None:
         self.model = model
-        self.requests = model.requests_per_min * SCALE
-        self.tokens = model.tokens_per_min * SCALE
+        # Capacity: burst_ms worth of the rate, in units scaled by 60,000 (SCALE), at
+        # least one request and one call's tokens so a lone call can always pass.
+        self.req_cap = max(SCALE, model.requests_per_min * model.burst_ms)
+        self.tok_cap = max(SCALE, model.tokens_per_min * model.burst_ms)
+        self.requests = self.req_cap
+        self.tokens = self.tok_cap
         self.at_ms = 0
 
     def call(self, now_ms: int, tokens: int) -> int | None:
@@ -162,12 +166,12 @@ class ProviderSim:
         m = self.model
         elapsed = now_ms - self.at_ms
         self.at_ms = now_ms
-        self.requests = min(m.requests_per_min * SCALE, self.requests + elapsed * m.requests_per_min)
-        self.tokens = min(m.tokens_per_min * SCALE, self.tokens + elapsed * m.tokens_per_min)
+        self.requests = min(self.req_cap, self.requests + elapsed * m.requests_per_min)
+        self.tokens = min(self.tok_cap, self.tokens + elapsed * m.tokens_per_min)
         for storm in m.storms:
             if storm.start_ms <= now_ms < storm.end_ms:
                 return max(m.retry_after_ms, 1)
-        demand = min(tokens, m.tokens_per_min) * SCALE
+        demand = min(tokens * SCALE, self.tok_cap)
         if self.requests < SCALE or self.tokens < demand:
             return max(m.retry_after_ms, 1)
         self.requests -= SCALE

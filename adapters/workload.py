@@ -108,6 +108,10 @@ class ProviderModel:
     tokens_per_min: int
     retry_after_ms: int = 1_000
     storms: tuple[Storm, ...] = ()
+    burst_ms: int = 60_000
+    """The buckets hold ``burst_ms`` worth of the rate: 60 s is a plain per-minute limit;
+    less models a provider that enforces its limit over shorter periods (OpenAI documents
+    that a per-minute limit may be enforced per second), so bursts get 429s sooner."""
 
 
 @attrs.frozen
@@ -262,6 +266,8 @@ def _header_from_json(obj: dict[str, Any], path: str, line: int) -> WorkloadHead
                 raise FormatError(path, line, f"{where}.{fname}", f"must be >= 1, got {getattr(p, fname)}")
         if p.retry_after_ms < 0:
             raise FormatError(path, line, f"{where}.retry_after_ms", f"must be >= 0, got {p.retry_after_ms}")
+        if not 1 <= p.burst_ms <= 60_000:
+            raise FormatError(path, line, f"{where}.burst_ms", f"must be in [1, 60000], got {p.burst_ms}")
         for j, storm in enumerate(p.storms):
             if not 0 <= storm.start_ms < storm.end_ms:
                 raise FormatError(path, line, f"{where}.storms[{j}]",
