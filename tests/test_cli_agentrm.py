@@ -224,3 +224,40 @@ def test_bad_log_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], com
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     """Bad arguments and missing files exit 2 with a one-line message naming what was wrong."""
     assert run(capsys, *argv) == (2, "", message)
+
+
+class _FakeTerminal:
+    """A text stream that claims to be (or not to be) a terminal, recording what is written."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.written: list[str] = []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.written.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    """The progress bar draws (and erases itself) on a TTY past its delay, and never on a pipe."""
+    from agentrm.adapters.cli import Progress
+
+    tty, pipe = _FakeTerminal(True), _FakeTerminal(False)
+    for stream in (tty, pipe):
+        bar = Progress(200, "simulating", stream, delay_s=0.0)  # type: ignore[arg-type]
+        bar.update(100)
+        bar.close()
+    assert pipe.written == []
+    assert tty.written[0] == "\rsimulating [###############               ]  50.0%"
+    assert tty.written[1].startswith("\r ") and tty.written[1].endswith("\r")
+    quiet = _FakeTerminal(True)
+    slow = Progress(200, "x", quiet, delay_s=3600.0)  # type: ignore[arg-type]
+    slow.update(100)
+    slow.close()
+    assert quiet.written == []
