@@ -4,8 +4,9 @@ One file holds
 
 * ``meta`` -- the format name and schema version (also stamped in the SQLite header as
   ``PRAGMA application_id`` / ``user_version``), so a foreign or newer file is refused;
-* ``entries`` -- the archive of context entries, per agent, verbatim and append-only,
-  full-text indexed with FTS5 (``entries_fts``) so that recall by query works;
+* ``agents`` and ``entries`` -- the archive of context entries, per agent, verbatim
+  and append-only, full-text indexed with FTS5 (``entries_fts``, keyed by the agent's
+  integer id as well as the text) so that recall by query works;
 * ``contexts`` -- hibernated contexts, one JSON document per agent (never pickle);
 * ``snapshots`` and ``journal`` -- for the runtime's durable mode: kernel snapshots
   ``(seq, JSON text)`` and an append-only, gapless event journal. Journal records are
@@ -70,34 +71,38 @@ _CHUNK: Final = 500
 #: across the caller's own writes.
 _PAGE: Final = 1000
 
-_TABLES: Final = ("contexts", "entries", "journal", "meta", "snapshots")
+_TABLES: Final = ("agents", "contexts", "entries", "journal", "meta", "snapshots")
 
 # The schema of version 1. ``entries.id`` is an explicit INTEGER PRIMARY KEY because the
 # FTS index refers to rows by rowid, and VACUUM may renumber an implicit rowid.
 _SCHEMA_V1: Final = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # Agents get small integer ids so that the full-text index can hold the agent as one
+    # digit-only token and intersect it with the query (see ``search``).
+    "CREATE TABLE agents (id INTEGER PRIMARY KEY, agent TEXT NOT NULL UNIQUE)",
     """CREATE TABLE entries (
         id INTEGER PRIMARY KEY,
-        agent TEXT NOT NULL,
+        agent_id INTEGER NOT NULL REFERENCES agents (id),
         seq INTEGER NOT NULL,
         entry_id TEXT NOT NULL,
         role TEXT NOT NULL,
         text TEXT NOT NULL,
         tokens INTEGER NOT NULL,
         key INTEGER NOT NULL,
-        UNIQUE (agent, seq),
-        UNIQUE (agent, entry_id)
+        UNIQUE (agent_id, seq),
+        UNIQUE (agent_id, entry_id)
     )""",
     # porter: "deploys" finds "deployed"; remove_diacritics 2: "cafe" finds "café".
     """CREATE VIRTUAL TABLE entries_fts USING fts5(
-        text, content='entries', content_rowid='id',
+        agent_id, text, content='entries', content_rowid='id',
         tokenize='porter unicode61 remove_diacritics 2'
     )""",
     """CREATE TRIGGER entries_ai AFTER INSERT ON entries BEGIN
-        INSERT INTO entries_fts(rowid, text) VALUES (new.id, new.text);
+        INSERT INTO entries_fts(rowid, agent_id, text) VALUES (new.id, new.agent_id, new.text);
     END""",
     """CREATE TRIGGER entries_ad AFTER DELETE ON entries BEGIN
-        INSERT INTO entries_fts(entries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO entries_fts(entries_fts, rowid, agent_id, text)
+            VALUES ('delete', old.id, old.agent_id, old.text);
     END""",
     # The archive is append-only: archived text is never silently overwritten, even by
     # code that bypasses this module.
@@ -180,9 +185,9 @@ def _kind_of(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _entry_row(agent: str, e: Entry) -> dict[str, object]:
+def _entry_row(agent_id: int, e: Entry) -> dict[str, object]:
     return {
-        "agent": agent,
+        "agent_id": agent_id,
         "seq": e.seq,
         "entry_id": e.entry_id,
         "role": e.role,
@@ -315,23 +320,40 @@ class Store:
                     f"{ids[e.entry_id]} and seq {e.seq} in one batch"
                 )
         with self.db.atomic():
-            existing = self._existing(agent, batch, ids)
+            agent_id = self._ensure_agent(agent)
+            existing = self._existing(agent, agent_id, batch, ids)
             new = [e for seq, e in sorted(batch.items()) if seq not in existing]
             if new:
-                self.db.table("entries").insert_all(_entry_row(agent, e) for e in new)
+                self.db.table("entries").insert_all(_entry_row(agent_id, e) for e in new)
         return len(new)
 
-    def _existing(self, agent: str, batch: Mapping[int, Entry], ids: Mapping[str, int]) -> set[int]:
+    def _agent_id(self, agent: str) -> int | None:
+        """Return the agent's integer id, or None if it has never archived anything."""
+        row = self.db.execute("SELECT id FROM agents WHERE agent = ?", [agent]).fetchone()
+        return None if row is None else int(row[0])
+
+    def _ensure_agent(self, agent: str) -> int:
+        """Return the agent's integer id, adding the agent if new (call inside a transaction)."""
+        found = self._agent_id(agent)
+        if found is not None:
+            return found
+        cur = self.db.execute("INSERT INTO agents (agent) VALUES (?)", [agent])
+        assert cur.lastrowid is not None  # an INSERT into a rowid table always sets it
+        return cur.lastrowid
+
+    def _existing(
+        self, agent: str, agent_id: int, batch: Mapping[int, Entry], ids: Mapping[str, int]
+    ) -> set[int]:
         """Return the seqs of ``batch`` already archived, raising on any conflict."""
         existing: set[int] = set()
         seqs = sorted(batch)
         for i in range(0, len(seqs), _CHUNK):
             part = seqs[i : i + _CHUNK]
             sql = (
-                f"SELECT {_ENTRY_COLS} FROM entries WHERE agent = ? "
+                f"SELECT {_ENTRY_COLS} FROM entries WHERE agent_id = ? "
                 f"AND seq IN ({','.join('?' * len(part))})"
             )
-            for row in self.db.execute(sql, [agent, *part]):
+            for row in self.db.execute(sql, [agent_id, *part]):
                 old = _row_entry(row)
                 if old != batch[old.seq]:
                     raise StoreError(
@@ -343,10 +365,10 @@ class Store:
         for i in range(0, len(names), _CHUNK):
             part_ids = names[i : i + _CHUNK]
             sql = (
-                f"SELECT entry_id, seq FROM entries WHERE agent = ? "
+                f"SELECT entry_id, seq FROM entries WHERE agent_id = ? "
                 f"AND entry_id IN ({','.join('?' * len(part_ids))})"
             )
-            for entry_id, seq in self.db.execute(sql, [agent, *part_ids]):
+            for entry_id, seq in self.db.execute(sql, [agent_id, *part_ids]):
                 if seq != ids[entry_id]:
                     raise StoreError(
                         f"{self.path}: agent {agent!r} entry_id {entry_id!r} is already "
@@ -361,7 +383,8 @@ class Store:
         lo = -1 if first_seq is None else first_seq
         hi = (1 << 63) - 1 if last_seq is None else last_seq
         rows = self.db.execute(
-            f"SELECT {_ENTRY_COLS} FROM entries WHERE agent = ? AND seq BETWEEN ? AND ? "
+            f"SELECT {_ENTRY_COLS} FROM entries "
+            "WHERE agent_id = (SELECT id FROM agents WHERE agent = ?) AND seq BETWEEN ? AND ? "
             "ORDER BY seq",
             [agent, lo, hi],
         )
@@ -374,26 +397,35 @@ class Store:
 
         ``query`` is plain text: FTS5 syntax in it is escaped (see :func:`fts_query`),
         so no query is ever a syntax error. Entries matching any word (all words with
-        ``require_all``) are ranked by BM25, ties broken by seq; the best ``limit`` are
-        returned in seq order, the order the agent saw them in.
+        ``require_all``) are ranked by BM25, ties broken by archive order (earlier
+        first); the best ``limit`` are returned in seq order, the order the agent saw
+        them in.
         """
         if limit < 0:
             raise StoreError(f"{self.path}: search limit must be >= 0, got {limit}")
-        match = fts_query(query, require_all=require_all)
-        if not match or limit == 0:
+        words = fts_query(query, require_all=require_all)
+        agent_id = self._agent_id(agent)
+        if not words or limit == 0 or agent_id is None:
             return ()
+        # The agent's id token AND the words (restricted to the text column), so FTS5
+        # intersects posting lists instead of ranking every agent's matches; the agent
+        # column weighs 0 in BM25. Only the ``limit`` best rows are joined back.
+        match = f'agent_id : "{agent_id}" AND text : ({words})'
         rows = self.db.execute(
-            f"SELECT {', '.join('e.' + c for c in _ENTRY_COLS.split(', '))} "
-            "FROM entries_fts JOIN entries e ON e.id = entries_fts.rowid "
-            "WHERE entries_fts MATCH ? AND e.agent = ? "
-            "ORDER BY bm25(entries_fts), e.seq LIMIT ?",
-            [match, agent, limit],
+            f"SELECT {', '.join('e.' + c for c in _ENTRY_COLS.split(', '))} FROM entries e "
+            "JOIN (SELECT rowid AS id FROM entries_fts WHERE entries_fts MATCH ? "
+            "      ORDER BY bm25(entries_fts, 0.0, 1.0), rowid LIMIT ?) m ON e.id = m.id",
+            [match, limit],
         )
         return tuple(sorted((_row_entry(r) for r in rows), key=lambda e: e.seq))
 
     def archive_agents(self) -> tuple[str, ...]:
         """Return every agent with archived entries, sorted."""
-        rows = self.db.execute("SELECT DISTINCT agent FROM entries ORDER BY agent")
+        # BINARY collation orders UTF-8 bytes, which is code point order, as sorted() does.
+        rows = self.db.execute(
+            "SELECT agent FROM agents WHERE EXISTS "
+            "(SELECT 1 FROM entries WHERE agent_id = agents.id) ORDER BY agent"
+        )
         return tuple(r[0] for r in rows)
 
     # ---------------------------------------------------------------- hibernation
@@ -496,8 +528,11 @@ class Store:
                     )
                 _check_json(self.path, f"journal seq {r.seq} field 'event'", r.event)
                 _check_json(self.path, f"journal seq {r.seq} field 'effects'", r.effects)
-            self.db.table("journal").insert_all(
-                {"seq": r.seq, "event": r.event, "effects": r.effects} for r in batch
+            # A prepared executemany, not insert_all: insert_all re-reads the table schema
+            # on every call (about 0.3 ms), which dominated appends of one kernel step.
+            self.db.conn.executemany(
+                "INSERT INTO journal (seq, event, effects) VALUES (?, ?, ?)",
+                [(r.seq, r.event, r.effects) for r in batch],
             )
 
     def last_journal_seq(self) -> int:
