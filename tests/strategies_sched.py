@@ -76,36 +76,86 @@ def configs(draw: st.DrawFn) -> SchedulerConfig:
     )
 
 
+TOKENS = (0, 1, 10, 100, 500, 1_000, 3_000, 20_000)
+"""Token demands to draw from: zero, tiny, typical, and more than small buckets hold."""
+
+_PAYLOAD_MAX = 3 * 3 * 3 * 8 * 8 * 9 * 4 * 2_501 - 1
+
+_RAW_EVENT = st.tuples(st.integers(0, 7 * len(TASK_IDS) - 1), st.integers(0, _PAYLOAD_MAX))
+"""One event as (kind * ids + task id, payload): two int draws, cheap to generate and to shrink.
+
+The payload packs agent, class, provider, two token amounts, a parent / retry-after
+selector and the clock step (see :func:`decode`). Drawing ten separate ints per event
+made generation, not the kernel, dominate the test time.
+"""
+
+RawEvent = tuple[int, int]
+
+
+def decode(payload: int) -> tuple[int, int, int, int, int, int, int, int]:
+    """(agent, class, provider, tokens_a, tokens_b, selector -1..7, clock mode 0..3, magnitude 0..2500)."""
+    out: list[int] = []
+    for radix in (3, 3, 3, 8, 8, 9, 4):
+        out.append(payload % radix)
+        payload //= radix
+    agent, cls, prov, tok_a, tok_b, sel, mode = out
+    return agent, cls, prov, TOKENS[tok_a], TOKENS[tok_b], sel - 1, mode, payload % 2_501
+
+
+def build_event(raw: RawEvent, at_ms: int, providers: tuple[str, ...]) -> SchedulerEvent:
+    """The event that a raw tuple stands for, at ``at_ms``."""
+    kind, tid_i = divmod(raw[0], len(TASK_IDS))
+    agent_i, cls_i, prov_i, tok_a, tok_b, sel, _, _ = decode(raw[1])
+    tid = TASK_IDS[tid_i]
+    names = providers + ("nope",)
+    if kind == 0:
+        parent = None if sel < 0 else TASK_IDS[sel]
+        return Submit(at_ms, tid, AGENTS[agent_i], list(TaskClass)[cls_i], names[prov_i % len(names)], tok_a, parent)
+    if kind == 1:
+        return Heartbeat(at_ms, tid)
+    if kind == 2:
+        return StepFinished(at_ms, tid, tok_a, tok_b)
+    if kind == 3:
+        return TaskFinished(at_ms, tid)
+    if kind == 4:
+        return TaskFailed(at_ms, tid, "boom")
+    if kind == 5:
+        return RateLimited(at_ms, tid, providers[prov_i % len(providers)], None if sel < 0 else 100 * sel)
+    return ClockAdvanced(at_ms)
+
+
+def _next_at(now: int, mode: int, magnitude: int) -> int:
+    if mode == 0:
+        return now
+    if mode == 1:
+        return now + magnitude % 151
+    if mode == 2:
+        return now + magnitude
+    return max(0, now - 1 - magnitude % 50)  # a stale clock reading
+
+
 def events_at(at_ms: int, providers: tuple[str, ...]) -> st.SearchStrategy[SchedulerEvent]:
     """One event of any kind at ``at_ms`` about a task from the small id pool."""
-    tid = st.sampled_from(TASK_IDS)
-    tokens = st.integers(0, 3_000)
-    prov = st.sampled_from(providers + ("nope",)) if providers else st.just("default")
-    return st.one_of(
-        st.builds(Submit, st.just(at_ms), tid, st.sampled_from(AGENTS), st.sampled_from(list(TaskClass)),
-                  prov, tokens, st.one_of(st.none(), tid)),
-        st.builds(Heartbeat, st.just(at_ms), tid),
-        st.builds(StepFinished, st.just(at_ms), tid, tokens, tokens),
-        st.builds(TaskFinished, st.just(at_ms), tid),
-        st.builds(TaskFailed, st.just(at_ms), tid, st.just("boom")),
-        st.builds(RateLimited, st.just(at_ms), tid, st.sampled_from(providers),
-                  st.one_of(st.none(), st.integers(0, 800))),
-        st.builds(ClockAdvanced, st.just(at_ms)),
-    )
+    return _RAW_EVENT.map(lambda raw: build_event(raw, at_ms, providers))
 
 
-@st.composite
-def event_sequences(draw: st.DrawFn, config: SchedulerConfig, max_size: int = 40) -> list[SchedulerEvent]:
-    """A sequence of events with a mostly non-decreasing clock (sometimes it goes back)."""
-    providers = tuple(p.name for p in config.providers)
+def _sequence(raws: list[RawEvent], providers: tuple[str, ...]) -> list[SchedulerEvent]:
     now = 0
     out: list[SchedulerEvent] = []
-    for _ in range(draw(st.integers(0, max_size))):
-        delta = draw(st.one_of(st.just(0), st.integers(0, 150), st.integers(0, 2_500), st.integers(-50, -1)))
-        at = max(0, now + delta)
-        out.append(draw(events_at(at, providers)))
+    for raw in raws:
+        _, _, _, _, _, _, mode, magnitude = decode(raw[1])
+        at = _next_at(now, mode, magnitude)
+        out.append(build_event(raw, at, providers))
         now = max(now, at)
     return out
+
+
+def event_sequences(config: SchedulerConfig, max_size: int = 40) -> st.SearchStrategy[list[SchedulerEvent]]:
+    """A sequence of events with a mostly non-decreasing clock (sometimes it goes back)."""
+    providers = tuple(p.name for p in config.providers)
+    return st.lists(_RAW_EVENT, min_size=min(10, max_size), max_size=max_size).map(
+        lambda raws: _sequence(raws, providers)
+    )
 
 
 @st.composite

@@ -1,0 +1,245 @@
+"""Properties of each scheduler transition over random configs and event sequences."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies_sched import TASK_IDS, configs_and_events
+
+from agentrm.kernel import (
+    CancelTask,
+    ClassConfig,
+    ConfigError,
+    Heartbeat,
+    Phase,
+    ProviderConfig,
+    RateLimited,
+    Refusal,
+    RefusalReason,
+    SchedulerConfig,
+    SchedulerEvent,
+    SchedulerState,
+    StartTask,
+    StepFinished,
+    Submit,
+    TaskFailed,
+    TaskClass,
+    TaskFinished,
+    YieldTask,
+    demote,
+    next_wake_ms,
+    reap,
+    step,
+    tick,
+)
+from agentrm.kernel.scheduler.gate import rates
+from agentrm.kernel.scheduler.state import SCALE
+
+
+def fold(config: SchedulerConfig, events: list[SchedulerEvent]) -> Iterator[tuple[SchedulerState, SchedulerEvent, SchedulerState, tuple[object, ...]]]:
+    """Yield (before, event, after, effects) for each event of the sequence."""
+    s = SchedulerState.initial(config)
+    for ev in events:
+        r = step(s, ev)
+        yield s, ev, r.state, r.effects
+        s = r.state
+
+
+def final(config: SchedulerConfig, events: list[SchedulerEvent]) -> SchedulerState:
+    """The state after folding ``events``."""
+    s = SchedulerState.initial(config)
+    for ev in events:
+        s = step(s, ev).state
+    return s
+
+
+def counters_consistent(s: SchedulerState) -> None:
+    """The stored counters agree with the tasks, queues and lanes they summarize."""
+    records = list(s.tasks.values())
+    waiting = [t for t in records if t.phase is Phase.WAITING]
+    running = [t for t in records if t.phase is Phase.RUNNING]
+    assert s.waiting == len(waiting) == sum(len(q) for q in s.queues.values())
+    assert s.live == len(waiting) + len(running)
+    assert sorted(t.task_id for t in running) == sorted(x for x in s.lanes if x is not None)
+    for t in running:
+        assert t.lane is not None and s.lanes[t.lane] == t.task_id
+    for t in waiting:
+        q = s.queues[(t.level, t.task_class, t.provider)]
+        assert q.items[t.queue_pos] == t.task_id
+
+
+@given(configs_and_events())
+def test_queue_cap_and_counters_hold_after_every_event(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """admit never lets waiting tasks exceed queue_cap, and every counter matches the tasks after each event."""
+    config, events = ce
+    for _, _, after, _ in fold(config, events):
+        assert after.waiting <= config.queue_cap
+        counters_consistent(after)
+
+
+@given(configs_and_events(), st.sampled_from(TASK_IDS))
+def test_duplicate_submit_is_idempotent(ce: tuple[SchedulerConfig, list[SchedulerEvent]], tid: str) -> None:
+    """Re-submitting an existing id is refused with DUPLICATE_TASK and otherwise equals time passing."""
+    config, events = ce
+    s = final(config, events)
+    if tid not in s.tasks:
+        s = step(s, Submit(s.now_ms, tid, "a", TaskClass.BATCH, config.providers[0].name)).state
+    if tid not in s.tasks:  # refused for another reason (queue full): nothing to repeat
+        return
+    r = step(s, Submit(s.now_ms + 1, tid, "z", s.tasks[tid].task_class))
+    t = tick(s, s.now_ms + 1)
+    assert r.state == t.state
+    cancels = tuple(e for e in t.effects if isinstance(e, CancelTask))
+    assert r.effects == cancels + (Refusal(tid, RefusalReason.DUPLICATE_TASK),) + t.effects[len(cancels):]
+
+
+@given(configs_and_events(), st.integers(0, 5_000))
+def test_reap_leaves_no_overdue_running_task(ce: tuple[SchedulerConfig, list[SchedulerEvent]], dt: int) -> None:
+    """After reap(now), no running task is at or past its idle or run limit, and every reaped one got a CancelTask."""
+    config, events = ce
+    s = final(config, events)
+    r = reap(s, s.now_ms + dt)
+    now = r.state.now_ms
+    for tid in r.state.lanes:
+        if tid is not None:
+            t = r.state.tasks[tid]
+            cc = config.class_config(t.task_class)
+            assert now - t.last_progress_ms < cc.idle_ms_reap
+            assert cc.run_ms_limit == 0 or t.started_ms is None or now - t.started_ms < cc.run_ms_limit
+    cancelled = {e.task_id for e in r.effects if isinstance(e, CancelTask)}
+    assert all(r.state.tasks[x].phase.terminal for x in cancelled)
+    assert all(isinstance(e, CancelTask) for e in r.effects)
+
+
+@given(configs_and_events(), st.data())
+def test_late_events_from_terminal_tasks_are_refused(
+    ce: tuple[SchedulerConfig, list[SchedulerEvent]], data: st.DataObject
+) -> None:
+    """Any event about a terminal task is refused with TASK_TERMINAL and never changes that task."""
+    config, events = ce
+    s = final(config, events)
+    terminal = sorted(tid for tid, t in s.tasks.items() if t.phase.terminal)
+    if not terminal:
+        return
+    tid = data.draw(st.sampled_from(terminal))
+    at = s.now_ms + data.draw(st.integers(0, 100))
+    for ev in (Heartbeat(at, tid), StepFinished(at, tid), TaskFinished(at, tid), TaskFailed(at, tid),
+               RateLimited(at, tid, config.providers[0].name)):
+        r = step(s, ev)
+        assert Refusal(tid, RefusalReason.TASK_TERMINAL) in r.effects
+        assert r.state.tasks[tid] == s.tasks[tid]
+        assert not any(isinstance(e, (StartTask, YieldTask, CancelTask)) and e.task_id == tid for e in r.effects)
+
+
+@given(configs_and_events())
+def test_no_lane_taken_or_kept_while_gate_blocks(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """No task starts or continues on a paused provider, and no bucket ever goes negative or over capacity."""
+    config, events = ce
+    for _, ev, after, effects in fold(config, events):
+        now = after.now_ms
+        started = [e.task_id for e in effects if isinstance(e, StartTask)]
+        kept = []
+        if isinstance(ev, StepFinished) and not any(isinstance(e, Refusal) for e in effects):
+            if YieldTask(ev.task_id) not in effects and after.tasks[ev.task_id].phase is Phase.RUNNING:
+                kept.append(ev.task_id)
+        for tid in started + kept:
+            assert after.gates[after.tasks[tid].provider].paused_until_ms <= now
+        for p in config.providers:
+            g = after.gates[p.name]
+            rpm_e, tpm_e = rates(g, p)
+            assert 0 <= g.requests_scaled <= rpm_e * SCALE
+            assert 0 <= g.tokens_scaled <= tpm_e * SCALE
+            assert p.floor_permille <= g.limit_permille <= 1000
+
+
+@given(configs_and_events())
+def test_terminal_tasks_never_change(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """Once a task is terminal its record never changes again."""
+    config, events = ce
+    for before, _, after, _ in fold(config, events):
+        for tid, t in before.tasks.items():
+            if t.phase.terminal:
+                assert after.tasks[tid] == t
+
+
+@given(configs_and_events())
+def test_step_leaves_nothing_pending_at_its_instant(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """After any event, a tick at the same instant changes nothing, and the announced wake-up is current."""
+    config, events = ce
+    for _, _, after, _ in fold(config, events):
+        r = tick(after, after.now_ms)
+        assert r.effects == () and r.state == after
+        nxt = next_wake_ms(after)
+        assert nxt is None or (nxt > after.now_ms and after.last_wake_ms == nxt)
+
+
+@given(configs_and_events(), st.sampled_from(TASK_IDS))
+def test_demote_drops_one_level_and_resets_used(ce: tuple[SchedulerConfig, list[SchedulerEvent]], tid: str) -> None:
+    """demote moves a live task one level down (not past the last) with used_ms 0; terminal ones are refused."""
+    config, events = ce
+    s = tick(final(config, events), final(config, events).now_ms).state
+    before = s.tasks.get(tid)
+    r = demote(s, tid, s.now_ms)
+    after = r.state.tasks.get(tid)
+    if before is None:
+        assert r.effects[0] == Refusal(tid, RefusalReason.UNKNOWN_TASK)
+    elif before.phase.terminal:
+        assert r.effects[0] == Refusal(tid, RefusalReason.TASK_TERMINAL) and after == before
+    else:
+        assert after is not None
+        assert after.level == min(before.level + 1, config.levels - 1)
+        assert after.used_ms == 0
+        counters_consistent(r.state)
+
+
+@given(configs_and_events())
+def test_dispatch_prefers_lower_level(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """The StartTasks of one step come in non-decreasing level order and never restart a task still running."""
+    config, events = ce
+    for before, _, after, effects in fold(config, events):
+        starts = [e for e in effects if isinstance(e, StartTask)]
+        assert [e.level for e in starts] == sorted(e.level for e in starts)
+        for e in starts:
+            assert after.tasks[e.task_id].level == e.level
+            assert before.tasks.get(e.task_id) is None or before.tasks[e.task_id].phase is not Phase.RUNNING \
+                or any(isinstance(x, YieldTask) and x.task_id == e.task_id for x in effects)
+
+
+BAD_FIELDS = [
+    ({"lanes": 0}, "lanes"),
+    ({"level_allotments_ms": ()}, "level_allotments_ms"),
+    ({"level_allotments_ms": (10, 0)}, "level_allotments_ms[1]"),
+    ({"boost_period_ms": 0}, "boost_period_ms"),
+    ({"interactive": ClassConfig(entry_level=5, reserved_lanes=1, idle_ms_reap=1)}, "interactive.entry_level"),
+    ({"batch": ClassConfig(entry_level=1, reserved_lanes=-1, idle_ms_reap=1)}, "batch.reserved_lanes"),
+    ({"background": ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=0)}, "background.idle_ms_reap"),
+    ({"background": ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=1, run_ms_limit=-1)},
+     "background.run_ms_limit"),
+    ({"background": ClassConfig(entry_level=2, reserved_lanes=9, idle_ms_reap=1)}, "reserved_lanes"),
+    ({"admission_window_ms": 0}, "admission_window_ms"),
+    ({"admission_rate_per_window": 0}, "admission_rate_per_window"),
+    ({"queue_cap": 0}, "queue_cap"),
+    ({"providers": ()}, "providers"),
+    ({"providers": (ProviderConfig("", 1, 1),)}, "providers[0].name"),
+    ({"providers": (ProviderConfig("x", 1, 1), ProviderConfig("x", 1, 1))}, "providers[1].name"),
+    ({"providers": (ProviderConfig("x", 0, 1),)}, "providers[0].requests_per_min"),
+    ({"providers": (ProviderConfig("x", 1, 0),)}, "providers[0].tokens_per_min"),
+    ({"providers": (ProviderConfig("x", 1, 1, floor_permille=0),)}, "providers[0].floor_permille"),
+    ({"providers": (ProviderConfig("x", 1, 1, decrease_permille=1000),)}, "providers[0].decrease_permille"),
+    ({"providers": (ProviderConfig("x", 1, 1, increase_permille=-1),)}, "providers[0].increase_permille"),
+    ({"providers": (ProviderConfig("x", 1, 1, success_streak=0),)}, "providers[0].success_streak"),
+    ({"providers": (ProviderConfig("x", 1, 1, default_retry_after_ms=-1),)}, "providers[0].default_retry_after_ms"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), BAD_FIELDS, ids=[f for _, f in BAD_FIELDS])
+def test_config_validation_names_the_field(changes: dict[str, Any], field: str) -> None:
+    """A config with one bad field raises ConfigError whose message starts with that field's name."""
+    with pytest.raises(ConfigError, match="^" + re.escape(field) + ":"):
+        attrs.evolve(SchedulerConfig(), **changes)
