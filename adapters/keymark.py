@@ -73,10 +73,12 @@ _DECISIONS: Final = (
     "approved", "confirmed", "final answer", "the plan is", "going forward",
     "from now on", "selected", "switch to", "instead of",
 )
+# Bare topic nouns ("budget", "limit", "rate limit") are left out: they name a subject
+# more often than they state a rule, and a stated budget carries a number anyway.
 _CONSTRAINTS: Final = (
     "must", "must not", "mustn't", "never", "always", "cannot", "can't", "shall not",
     "required", "requires", "requirement", "mandatory", "deadline", "due by", "due on",
-    "budget", "limit", "at most", "at least", "no more than", "no later than",
+    "at most", "at least", "no more than", "no later than",
     "no earlier than", "maximum", "minimum", "forbidden", "not allowed", "ensure",
 )
 

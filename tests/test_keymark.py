@@ -23,7 +23,7 @@ KEY = [
     ("Let's go with the second option.", "user", ("decision",)),
     ("You must finish before Friday.", "user", ("constraint",)),
     ("Do not push to main", "user", ("constraint",)),
-    ("Keep the reply under the word limit.", "user", ("constraint",)),
+    ("Keep the reply to at most three lines.", "user", ("constraint",)),
     ("I prefer short answers in bullet points.", "user", ("preference",)),
     ("I'm allergic to peanuts.", "user", ("preference",)),
     ("My name is Dana.", "user", ("preference",)),
@@ -41,6 +41,7 @@ NOT_KEY = [
     ("Could you explain that again in simpler words?", "user"),
     ("That is a fair point, I see what you mean.", "assistant"),
     ("Step 2 is next.", "assistant"),
+    ("Review the budget and the rate limit report.", "user"),
     ("", "tool"),
 ]
 
