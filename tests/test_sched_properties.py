@@ -15,6 +15,7 @@ from strategies_sched import TASK_IDS, configs_and_events
 from agentrm.kernel import (
     CancelTask,
     ClassConfig,
+    ClockAdvanced,
     ConfigError,
     Heartbeat,
     Phase,
@@ -38,6 +39,7 @@ from agentrm.kernel import (
     step,
     tick,
 )
+from agentrm.adapters.snapshot import SnapshotError, dump_scheduler_state, load_scheduler_state
 from agentrm.kernel.scheduler.gate import rates
 from agentrm.kernel.scheduler.state import SCALE
 
@@ -243,3 +245,37 @@ def test_config_validation_names_the_field(changes: dict[str, Any], field: str) 
     """A config with one bad field raises ConfigError whose message starts with that field's name."""
     with pytest.raises(ConfigError, match="^" + re.escape(field) + ":"):
         attrs.evolve(SchedulerConfig(), **changes)
+
+
+@given(configs_and_events())
+def test_snapshot_round_trip_is_exact(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """load(dump(s)) == s for every reachable state, and the text is canonical (dump of the load is identical)."""
+    config, events = ce
+    s = final(config, events)
+    text = dump_scheduler_state(s)
+    loaded = load_scheduler_state(text)
+    assert loaded == s
+    assert dump_scheduler_state(loaded) == text
+    assert step(loaded, ClockAdvanced(s.now_ms + 1_000)) == step(s, ClockAdvanced(s.now_ms + 1_000))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ('"now_ms":', '"now_ms":"5","x":', "snapshot.now_ms"),
+        ('"level":0', '"level":0.5', "snapshot.tasks[0].level"),
+        ('"phase":"running"', '"phase":"zombie"', "snapshot.tasks[0].phase"),
+        ('"lanes":2', '"lanes":0', "lanes: must be >= 1"),
+        ('"version":1', '"version":2', "version"),
+    ],
+)
+def test_snapshot_refuses_bad_text_naming_the_field(old: str, new: str, field: str) -> None:
+    """A snapshot with one wrong field is refused with a SnapshotError that names that field."""
+    s = step(SchedulerState.initial(SMALL), Submit(0, "t", "a", TaskClass.INTERACTIVE)).state
+    text = dump_scheduler_state(s)
+    assert old in text
+    with pytest.raises(SnapshotError, match=re.escape(field)):
+        load_scheduler_state(text.replace(old, new, 1))
+
+
+SMALL = SchedulerConfig(lanes=2, providers=(ProviderConfig("default", 60, 6_000),))
