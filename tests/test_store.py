@@ -283,7 +283,7 @@ _EXAMPLE = itertools.count()
 
 @given(
     agent=st.text(min_size=1),
-    items=st.lists(st.tuples(st.text(), st.text(), st.text(), st.booleans()), max_size=5),
+    items=st.lists(st.tuples(st.text(), st.text(), st.text(), st.booleans()), min_size=1, max_size=5),
     query=st.text(),
 )
 def test_any_text_round_trips_and_any_query_is_safe(
