@@ -1,0 +1,727 @@
+"""The asyncio runtime: real agent coroutines scheduled by the pure kernel.
+
+The runtime is a thin loop with no policy in it. It reads the loop's monotonic clock
+(integer ms), feeds every fact to :func:`agentrm.kernel.step`, and performs the effects
+in the order the kernel emitted them:
+
+* ``StartTask`` -- start the agent's coroutine, or resume it if it yielded;
+* ``YieldTask`` -- park the coroutine at its step boundary until the next ``StartTask``;
+* ``CancelTask`` -- ``asyncio.Task.cancel()``; the handle reports the kernel's reason;
+* ``WakeAt`` -- one ``loop.call_at`` timer (replacing the previous one): an idle runtime
+  never polls.
+
+Outcomes (a finished step, a heartbeat, an HTTP 429, a return, a raise) go back to the
+kernel as events. Every kernel step is journaled: to SQLite through the store
+(durable mode) and/or to a JSON Lines event log v1 that ``agentrm replay`` reads.
+
+Durable mode (``store=`` a path or a store object): the journal is written in batches
+by one dedicated writer thread (group commit); ``await rm.submit(...)`` returns only
+after its Submit is on disk. A new Runtime on the same file loads the latest snapshot,
+folds the journal after it and so restores the kernel state exactly. Then tasks that
+were waiting are queued again (their agent function is looked up by agent name in
+``agents=``), and tasks that were running are failed in the kernel with
+``"interrupted"`` and listed in :attr:`Runtime.interrupted` so the caller can resubmit.
+
+Shutdown policy on ``async with`` exit: ``"drain"`` (default) waits up to
+``drain_timeout_s`` for every task to end, then cancels what is left; ``"cancel"``
+cancels at once. Cancelled-at-shutdown tasks are failed in the kernel
+(``"interrupted: runtime shutdown"``) and their handles raise :class:`TaskInterrupted`.
+No asyncio task outlives the ``async with`` block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import io
+import itertools
+import json
+import os
+import pathlib
+import typing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+import attrs
+
+from agentrm.kernel.scheduler.transitions import step as kernel_step
+from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
+from agentrm.kernel.scheduler.effects import (
+    CancelReason,
+    CancelTask,
+    Refusal,
+    RefusalReason,
+    SchedulerEffect,
+    StartTask,
+    WakeAt,
+    YieldTask,
+)
+from agentrm.kernel.scheduler.events import (
+    ClockAdvanced,
+    Heartbeat,
+    RateLimited,
+    SchedulerEvent,
+    StepFinished,
+    Submit,
+    TaskFailed,
+    TaskFinished,
+)
+from agentrm.kernel.scheduler.lifecycle import Phase
+from agentrm.kernel.scheduler.state import SchedulerState
+
+from .eventlog import EventLogWriter, dumps_line, effect_to_json, event_from_json, event_to_json
+from .llm import ChatClient, ChatResult, RateLimitedError
+from .store import JournalRecord, Store
+
+__all__ = [
+    "AgentFn",
+    "RecoveredTask",
+    "Runtime",
+    "TaskContext",
+    "TaskError",
+    "TaskFailedError",
+    "TaskHandle",
+    "TaskInterrupted",
+    "TaskReaped",
+    "TaskRefused",
+]
+
+T = TypeVar("T")
+AgentFn = Callable[["TaskContext"], Awaitable[Any]]
+"""An agent: an async callable taking its :class:`TaskContext`."""
+Observer = Callable[[int, SchedulerEvent, tuple[SchedulerEffect, ...]], None]
+"""Called after every kernel step with (seq, event, effects); for tests and metrics."""
+
+INTERRUPTED = "interrupted"
+"""The ``TaskFailed.error`` of a task that was running when its runtime died."""
+SHUTDOWN = "interrupted: runtime shutdown"
+"""The ``TaskFailed.error`` of a task cancelled by the shutdown policy."""
+
+
+# --------------------------------------------------------------------------- errors
+
+class TaskError(Exception):
+    """Why a task did not produce a result; ``task_id`` names it."""
+
+    def __init__(self, task_id: str, message: str) -> None:
+        super().__init__(f"task {task_id!r}: {message}")
+        self.task_id = task_id
+
+
+class TaskRefused(TaskError):
+    """The kernel refused the submission (``reason``: queue full, duplicate, unknown parent, ...)."""
+
+    def __init__(self, task_id: str, reason: RefusalReason) -> None:
+        super().__init__(task_id, f"refused: {reason.value}")
+        self.reason = reason
+
+
+class TaskReaped(TaskError):
+    """The kernel cancelled the task: idle too long, past its run limit, or its parent was reaped."""
+
+    def __init__(self, task_id: str, reason: CancelReason) -> None:
+        super().__init__(task_id, f"reaped: {reason.value}")
+        self.reason = reason
+
+
+class TaskFailedError(TaskError):
+    """The agent coroutine raised; the original exception is ``__cause__``."""
+
+
+class TaskInterrupted(TaskError):
+    """The runtime stopped (shutdown, or a crash found on restart) before the task ended."""
+
+
+# --------------------------------------------------------------------------- handles
+
+class TaskHandle(Generic[T]):
+    """An awaitable for one submitted task: its result, or a :class:`TaskError` saying why not.
+
+    Awaiting a handle never cancels the task (the wait is shielded).
+    """
+
+    def __init__(self, task_id: str, agent: str, future: asyncio.Future[T]) -> None:
+        self.task_id = task_id
+        self.agent = agent
+        self._future = future
+        # Mark exceptions as retrieved: a reaped sub-agent nobody awaits is not an error to log.
+        future.add_done_callback(_consume)
+
+    def __await__(self) -> typing.Generator[Any, None, T]:
+        return asyncio.shield(self._future).__await__()
+
+    def done(self) -> bool:
+        """True once the task ended (or was refused)."""
+        return self._future.done()
+
+    def exception(self) -> BaseException | None:
+        """The task's error once done (None if it succeeded)."""
+        return self._future.exception()
+
+    def __repr__(self) -> str:
+        return f"TaskHandle({self.task_id!r}, agent={self.agent!r}, done={self.done()})"
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@attrs.frozen
+class RecoveredTask:
+    """A task found running in the journal of a runtime that died; resubmit it if wanted."""
+
+    task_id: str
+    agent: str
+    task_class: TaskClass
+    provider: str
+    parent: str | None
+
+
+# --------------------------------------------------------------------------- context
+
+class TaskContext:
+    """What an agent coroutine sees of the runtime: step boundaries, heartbeats, LLM, sub-agents."""
+
+    def __init__(self, runtime: Runtime, task_id: str, agent: str, provider: str, task_class: TaskClass) -> None:
+        self.task_id = task_id
+        self.agent = agent
+        self.provider = provider
+        self.task_class = task_class
+        self._rt = runtime
+        self._tokens_in_step = 0
+        self._called_in_step = False
+        self._last_call_tokens = 0
+
+    async def step(self, *, tokens_used: int | None = None, next_step_tokens: int = 0) -> None:
+        """Mark a step boundary; returns when the kernel lets the task take its next step.
+
+        ``tokens_used`` defaults to the tokens of the LLM calls made through :meth:`llm`
+        since the last boundary. If the kernel asks the task to yield, this waits (off
+        its lane) until the kernel starts it again.
+        """
+        used = self._tokens_in_step if tokens_used is None else tokens_used
+        self._tokens_in_step = 0
+        self._called_in_step = False
+        await self._rt._boundary(self, StepFinished(self._rt._now(), self.task_id, used, next_step_tokens))
+
+    def heartbeat(self) -> None:
+        """Report progress without a step boundary (resets the idle-reap clock)."""
+        self._rt._apply(Heartbeat(self._rt._now(), self.task_id))
+
+    async def llm(self, messages: Sequence[Mapping[str, Any]], *, next_step_tokens: int | None = None,
+                  **params: Any) -> ChatResult:
+        """One chat call through the provider gate.
+
+        Each call is one step: a second call first marks a step boundary (demanding
+        ``next_step_tokens``, by default what the previous call used), so every call is
+        admitted by the gate. A 429 becomes the kernel's ``RateLimited`` event: the task
+        waits off its lane until the kernel starts it again, and only then calls again.
+        """
+        client = self._rt._client_for(self.provider)
+        if self._called_in_step:
+            demand = self._last_call_tokens if next_step_tokens is None else next_step_tokens
+            await self.step(next_step_tokens=demand)
+        while True:
+            try:
+                result = await client.chat(messages, **params)
+            except RateLimitedError as exc:
+                event = RateLimited(self._rt._now(), self.task_id, self.provider, exc.retry_after_ms)
+                await self._rt._boundary(self, event)
+                continue
+            self._called_in_step = True
+            self._tokens_in_step += result.total_tokens
+            self._last_call_tokens = result.total_tokens
+            self.heartbeat()
+            return result
+
+    async def spawn(self, fn: Callable[[TaskContext], Awaitable[T]], *, agent: str,
+                    lane_class: TaskClass | str | None = None, provider: str | None = None,
+                    step_tokens: int = 0, task_id: str | None = None) -> TaskHandle[T]:
+        """Submit a sub-agent of this task (same class and provider unless given)."""
+        return await self._rt.submit(
+            fn, agent=agent, lane_class=self.task_class if lane_class is None else lane_class,
+            provider=self.provider if provider is None else provider, parent=self.task_id,
+            step_tokens=step_tokens, task_id=task_id)
+
+
+# --------------------------------------------------------------------------- journal
+
+@attrs.define
+class _Rec:
+    """The runtime's mutable bookkeeping for one live task (the kernel owns the policy state)."""
+
+    task_id: str
+    fn: AgentFn
+    future: asyncio.Future[Any]
+    ctx: TaskContext
+    atask: asyncio.Task[None] | None = None
+    resume: asyncio.Future[None] | None = None
+    cancel_reason: CancelReason | None = None
+
+
+ShutdownPolicy = Literal["drain", "cancel"]
+
+
+class Runtime:
+    """Runs agent coroutines under the scheduler kernel; an async context manager.
+
+    ``store``: None (in memory) or the path of a SQLite store (opened or created);
+    ``journal_jsonl``: a path to append an event log v1 to.
+    ``llm``: the chat client, or one per provider name. ``agents``: agent name ->
+    function, used to run tasks recovered from a previous run's journal.
+    ``shutdown``/``drain_timeout_s``: see the module docstring.
+    ``snapshot_every``: journal records between durable snapshots.
+    """
+
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        *,
+        store: str | os.PathLike[str] | None = None,
+        journal_jsonl: str | os.PathLike[str] | None = None,
+        llm: ChatClient | Mapping[str, ChatClient] | None = None,
+        agents: Mapping[str, AgentFn] | None = None,
+        shutdown: ShutdownPolicy = "drain",
+        drain_timeout_s: float = 30.0,
+        snapshot_every: int = 10_000,
+        observer: Observer | None = None,
+    ) -> None:
+        if shutdown not in ("drain", "cancel"):
+            raise ValueError(f"shutdown: expected 'drain' or 'cancel', got {shutdown!r}")
+        if drain_timeout_s < 0:
+            raise ValueError(f"drain_timeout_s: must be >= 0, got {drain_timeout_s}")
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot_every: must be >= 1, got {snapshot_every}")
+        self.config = config
+        self._store_path = None if store is None else pathlib.Path(store)
+        self._jsonl_path = journal_jsonl
+        self._llm = llm
+        self._agents = dict(agents or {})
+        self._shutdown = shutdown
+        self._drain_timeout_s = drain_timeout_s
+        self._snapshot_every = snapshot_every
+        self._observer = observer
+        self._state = SchedulerState.initial(config)
+        self._seq = 0
+        self._recs: dict[str, _Rec] = {}
+        self._ids = itertools.count()
+        self._id_prefix = ""
+        self._open = False
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._t0 = 0.0
+        self._base_ms = 0
+        self._last_ms = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+        self._store: Store | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: list[JournalRecord] = []
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flush_task: asyncio.Future[None] | None = None
+        self._flushed_seq = 0
+        self._since_snapshot = 0
+        self._jsonl: io.TextIOBase | None = None
+        self._jsonl_writer: Any = None
+        self.interrupted: tuple[RecoveredTask, ...] = ()
+        """Tasks that were running when the previous runtime on this store died."""
+        self.restored: dict[str, TaskHandle[Any]] = {}
+        """Handles of tasks recovered waiting from the journal and queued again, by id."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def state(self) -> SchedulerState:
+        """The kernel state as of the last step (read-only view for metrics and tests)."""
+        return self._state
+
+    async def __aenter__(self) -> Runtime:
+        self._loop = asyncio.get_running_loop()
+        await self._open_store()
+        self._base_ms = self._state.now_ms
+        self._last_ms = self._base_ms
+        self._t0 = self._loop.time()
+        self._open_jsonl()
+        self._open = True
+        if self._store is not None:
+            self._recover()
+            await self._flush()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._stop_tasks()
+        finally:
+            self._open = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            try:
+                await self._flush()
+                if self._store is not None and self._since_snapshot:
+                    await self._snapshot()
+            finally:
+                await self._close_io()
+
+    async def _stop_tasks(self) -> None:
+        if self._shutdown == "drain" and self._recs:
+            pending = [r.future for r in self._recs.values()]
+            await asyncio.wait(pending, timeout=self._drain_timeout_s)
+        self._closing = True
+        # Fail what is left in the kernel in submission order (deterministic journal).
+        for rec in sorted(self._recs.values(), key=lambda r: self._state.tasks[r.task_id].submit_seq):
+            record = self._state.tasks.get(rec.task_id)
+            if record is not None and not record.phase.terminal:
+                self._apply(TaskFailed(self._now(), rec.task_id, SHUTDOWN))
+        atasks = [r.atask for r in self._recs.values() if r.atask is not None and not r.atask.done()]
+        for t in atasks:
+            t.cancel()
+        if atasks:
+            await asyncio.gather(*atasks, return_exceptions=True)
+        for rec in list(self._recs.values()):
+            self._settle(rec, exc=TaskInterrupted(rec.task_id, SHUTDOWN))
+
+    # ------------------------------------------------------------------ public API
+
+    async def submit(self, fn: Callable[[TaskContext], Awaitable[T]], *, agent: str,
+                     lane_class: TaskClass | str = TaskClass.INTERACTIVE, parent: str | None = None,
+                     provider: str = "default", step_tokens: int = 0,
+                     task_id: str | None = None) -> TaskHandle[T]:
+        """Submit one agent run; the kernel decides when it starts.
+
+        Returns a handle whose await gives the result, or raises :class:`TaskRefused`,
+        :class:`TaskReaped`, :class:`TaskFailedError` or :class:`TaskInterrupted`.
+        In durable mode this returns once the submission is on disk.
+        """
+        if not self._open or self._closing:
+            raise RuntimeError("submit: the runtime is not running (use 'async with Runtime(...)')")
+        task_class = _task_class(lane_class)
+        tid = task_id if task_id is not None else self._new_id()
+        handle, seq = self._submit(fn, tid, agent, task_class, provider, step_tokens, parent)
+        if self._store is not None:
+            await self._durable(seq)
+        return handle
+
+    # ------------------------------------------------------------------ internals: kernel
+
+    def _now(self) -> int:
+        assert self._loop is not None
+        ms = self._base_ms + int((self._loop.time() - self._t0) * 1000)
+        if ms < self._last_ms:  # a timer fired early by float rounding: never go backwards
+            ms = self._last_ms
+        self._last_ms = ms
+        return ms
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}t{next(self._ids)}"
+
+    def _submit(self, fn: AgentFn, tid: str, agent: str, task_class: TaskClass, provider: str,
+                step_tokens: int, parent: str | None) -> tuple[TaskHandle[Any], int]:
+        assert self._loop is not None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        handle: TaskHandle[Any] = TaskHandle(tid, agent, future)
+        existing = self._recs.get(tid)
+        if existing is None:
+            ctx = TaskContext(self, tid, agent, provider, task_class)
+            self._recs[tid] = _Rec(tid, fn, future, ctx)
+        effects = self._apply(Submit(self._now(), tid, agent, task_class, provider, step_tokens, parent))
+        for eff in effects:
+            if type(eff) is Refusal and eff.task_id == tid:
+                if existing is None:
+                    del self._recs[tid]
+                future.set_exception(TaskRefused(tid, eff.reason))
+                break
+        return handle, self._seq
+
+    def _apply(self, event: SchedulerEvent) -> tuple[SchedulerEffect, ...]:
+        """One kernel step: fold the event, journal it, perform its effects in order."""
+        result = kernel_step(self._state, event)
+        self._state = result.state
+        self._seq += 1
+        effects = result.effects
+        if self._store is not None or self._jsonl_writer is not None:
+            self._journal(event, effects)
+        if self._observer is not None:
+            self._observer(self._seq, event, effects)
+        for eff in effects:
+            self._perform(eff)
+        return effects
+
+    def _perform(self, eff: SchedulerEffect) -> None:
+        match eff:
+            case StartTask(task_id=tid):
+                rec = self._recs.get(tid)
+                if rec is None:
+                    raise RuntimeError(f"kernel started task {tid!r}, which this runtime has no coroutine for")
+                if rec.atask is None:
+                    assert self._loop is not None
+                    rec.atask = self._loop.create_task(self._run(rec), name=f"agentrm:{tid}")
+                elif rec.resume is not None:
+                    rec.resume.set_result(None)
+                    rec.resume = None
+            case YieldTask(task_id=tid):
+                rec = self._recs.get(tid)
+                if rec is not None and rec.resume is None:
+                    assert self._loop is not None
+                    rec.resume = self._loop.create_future()
+            case CancelTask(task_id=tid, reason=reason):
+                rec = self._recs.get(tid)
+                if rec is None:
+                    return
+                rec.cancel_reason = reason
+                if rec.atask is None:
+                    self._settle(rec, exc=TaskReaped(tid, reason))
+                elif not rec.atask.done():
+                    rec.atask.cancel()
+            case WakeAt(at_ms=at_ms):
+                self._set_timer(at_ms)
+            case Refusal():
+                pass  # the caller of _apply reads refusals about its own event
+            case _:
+                typing.assert_never(eff)
+
+    def _set_timer(self, at_ms: int) -> None:
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at_ms
+        self._timer = self._loop.call_at(self._t0 + (at_ms - self._base_ms) / 1000, self._on_wake)
+
+    def _on_wake(self) -> None:
+        self._timer = None
+        at = self._timer_at if self._timer_at is not None else 0
+        if self._last_ms < at:
+            self._last_ms = at  # the deadline has come; float rounding must not make it miss
+        self._apply(ClockAdvanced(self._now()))
+
+    async def _boundary(self, ctx: TaskContext, event: StepFinished | RateLimited) -> None:
+        """Report a step boundary (or a 429) and wait if the kernel parks the task."""
+        effects = self._apply(event)
+        for eff in effects:
+            if type(eff) is Refusal and eff.task_id == ctx.task_id:
+                # The kernel already ended this task (reaped); its cancellation is pending.
+                await asyncio.sleep(0)
+                raise asyncio.CancelledError
+        rec = self._recs.get(ctx.task_id)
+        if rec is not None and rec.resume is not None:
+            await rec.resume
+
+    async def _run(self, rec: _Rec) -> None:
+        tid = rec.task_id
+        try:
+            result = await rec.fn(rec.ctx)
+        except asyncio.CancelledError:
+            if rec.cancel_reason is not None:
+                self._settle(rec, exc=TaskReaped(tid, rec.cancel_reason))
+            elif self._closing:
+                self._settle(rec, exc=TaskInterrupted(tid, SHUTDOWN))
+            else:  # cancelled from inside the agent: the agent ended without a result
+                self._fail(rec, "cancelled", TaskInterrupted(tid, "cancelled"))
+        except Exception as exc:  # noqa: BLE001 - any agent error is a failed task, not ours
+            error = TaskFailedError(tid, f"failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self._fail(rec, f"{type(exc).__name__}: {exc}", error)
+        else:
+            effects = self._apply(TaskFinished(self._now(), tid))
+            if rec.cancel_reason is not None and any(type(e) is Refusal for e in effects):
+                self._settle(rec, exc=TaskReaped(tid, rec.cancel_reason))
+            else:
+                self._settle(rec, result=result)
+
+    def _fail(self, rec: _Rec, error: str, exc: TaskError) -> None:
+        record = self._state.tasks.get(rec.task_id)
+        if record is not None and not record.phase.terminal:
+            self._apply(TaskFailed(self._now(), rec.task_id, error))
+        if rec.cancel_reason is not None:
+            exc = TaskReaped(rec.task_id, rec.cancel_reason)
+        self._settle(rec, exc=exc)
+
+    def _settle(self, rec: _Rec, *, result: Any = None, exc: BaseException | None = None) -> None:
+        self._recs.pop(rec.task_id, None)
+        if rec.future.done():
+            return
+        if exc is not None:
+            rec.future.set_exception(exc)
+        else:
+            rec.future.set_result(result)
+
+    def _client_for(self, provider: str) -> ChatClient:
+        llm = self._llm
+        if isinstance(llm, ChatClient):
+            return llm
+        if llm is not None and provider in llm:
+            return llm[provider]
+        raise RuntimeError(f"llm: no chat client configured for provider {provider!r}")
+
+    # ------------------------------------------------------------------ internals: durability
+
+    async def _open_store(self) -> None:
+        """Open the store on the writer thread and restore the kernel: snapshot, then the journal after it."""
+        if self._store_path is None:
+            return
+        # A sqlite3 connection belongs to its thread: every store call runs on this one thread.
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrm-store")
+        path = self._store_path
+        self._store = store = await self._in_writer(lambda: Store.open(path, create=True))
+        snapshot = await self._in_writer(store.latest_snapshot)
+        seq = 0
+        if snapshot is not None:
+            from .snapshot import load_scheduler_state  # written alongside the kernel
+            seq, text = snapshot
+            self._state = load_scheduler_state(text)
+        if self._state.config != self.config:
+            raise ValueError(f"config: differs from the configuration stored in {path}")
+        records = await self._in_writer(lambda: list(store.journal_after(seq)))
+        for record in records:
+            if record.seq != seq + 1:
+                raise ValueError(f"{path}: journal record {record.seq} follows {seq}; expected {seq + 1}")
+            event = event_from_json(json.loads(record.event), f"journal seq {record.seq} event")
+            self._state = kernel_step(self._state, event).state
+            seq = record.seq
+        self._seq = self._flushed_seq = seq
+        # A fresh id prefix per incarnation, so generated ids never collide with journaled ones.
+        self._id_prefix = f"r{seq}-" if seq else ""
+
+    def _recover(self) -> None:
+        """Queue recovered waiting tasks again; fail (and list) those that were running."""
+        tasks = sorted((t for t in self._state.tasks.values() if not t.phase.terminal),
+                       key=lambda t: t.submit_seq)
+        interrupted: list[RecoveredTask] = []
+        for t in tasks:
+            if t.phase is Phase.RUNNING:
+                interrupted.append(RecoveredTask(t.task_id, t.agent, t.task_class, t.provider, t.parent))
+        for t in tasks:
+            if t.phase is Phase.RUNNING:
+                self._apply(TaskFailed(self._now(), t.task_id, INTERRUPTED))
+        for t in tasks:
+            if self._state.tasks[t.task_id].phase is not Phase.WAITING:
+                continue  # cancelled with an interrupted parent
+            fn = self._agents.get(t.agent)
+            assert self._loop is not None
+            future: asyncio.Future[Any] = self._loop.create_future()
+            if fn is None:
+                self._apply(TaskFailed(self._now(), t.task_id, f"{INTERRUPTED}: no agent function for {t.agent!r}"))
+                interrupted.append(RecoveredTask(t.task_id, t.agent, t.task_class, t.provider, t.parent))
+                continue
+            ctx = TaskContext(self, t.task_id, t.agent, t.provider, t.task_class)
+            self._recs[t.task_id] = _Rec(t.task_id, fn, future, ctx)
+            self.restored[t.task_id] = TaskHandle(t.task_id, t.agent, future)
+        self.interrupted = tuple(interrupted)
+        # Waiting tasks may be dispatchable now (lanes were freed): let the kernel decide.
+        self._apply(ClockAdvanced(self._now()))
+
+    async def _in_writer(self, fn: Callable[[], T]) -> T:
+        assert self._loop is not None and self._writer is not None
+        return await self._loop.run_in_executor(self._writer, fn)
+
+    def _open_jsonl(self) -> None:
+        if self._jsonl_path is None:
+            return
+        path = os.fspath(self._jsonl_path)
+        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+        stream = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed in _close_io
+        self._jsonl = typing.cast(io.TextIOBase, stream)
+        if not fresh and self._seq == 0:
+            stream.close()
+            raise ValueError(f"journal_jsonl: {path} already holds an event log; "
+                             "continuing it needs the durable store that produced it")
+        self._jsonl_writer = EventLogWriter(stream, self.config, write_header=fresh, next_seq=self._seq + 1)
+
+    def _journal(self, event: SchedulerEvent, effects: tuple[SchedulerEffect, ...]) -> None:
+        if self._jsonl_writer is not None:
+            self._jsonl_writer.write(event, effects)
+        if self._store is not None:
+            self._pending.append(JournalRecord(
+                self._seq, dumps_line(event_to_json(event)), _dumps_list([effect_to_json(e) for e in effects])))
+            self._since_snapshot += 1
+            if self._flush_task is None and self._open:
+                self._flush_task = asyncio.ensure_future(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        """Group commit: while records are pending, write them as one transaction on the writer thread."""
+        try:
+            while self._pending:
+                await self._flush_once()
+                if self._since_snapshot >= self._snapshot_every and self._open:
+                    await self._snapshot()
+        finally:
+            self._flush_task = None
+
+    async def _flush_once(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        store = _require(self._store)
+        await self._in_writer(lambda: store.append_journal(batch))
+        self._flushed_seq = batch[-1].seq
+        ready = [f for s, f in self._waiters if s <= self._flushed_seq]
+        self._waiters = [(s, f) for s, f in self._waiters if s > self._flushed_seq]
+        for waiter in ready:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _flush(self) -> None:
+        """Write everything pending now (and wait for a running group commit)."""
+        if self._flush_task is not None:
+            await asyncio.shield(self._flush_task)
+        while self._pending:
+            await self._flush_once()
+
+    async def _durable(self, seq: int) -> None:
+        """Return once journal record ``seq`` is committed."""
+        if self._flushed_seq >= seq:
+            return
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((seq, waiter))
+        if self._flush_task is None:
+            self._flush_task = asyncio.ensure_future(self._flush_loop())
+        await asyncio.shield(waiter)
+
+    async def _snapshot(self) -> None:
+        """Save the kernel state after the last journaled step (records up to it are flushed first)."""
+        from .snapshot import dump_scheduler_state  # written alongside the kernel
+        state, seq = self._state, self._seq
+        while self._pending:
+            await self._flush_once()
+        text = dump_scheduler_state(state)
+        store = _require(self._store)
+        await self._in_writer(lambda: store.save_snapshot(seq, text))
+        self._since_snapshot = 0
+
+    async def _close_io(self) -> None:
+        try:
+            if self._jsonl is not None:
+                self._jsonl.close()
+        finally:
+            self._jsonl = None
+            self._jsonl_writer = None
+            if self._store is not None:
+                store, self._store = self._store, None
+                await self._in_writer(store.close)
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+
+
+def _dumps_list(items: list[dict[str, Any]]) -> str:
+    # The same canonical form as eventlog.dumps_line, for the effects array.
+    return json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _require(store: Store | None) -> Store:
+    if store is None:
+        raise RuntimeError("durable mode is off (no store)")
+    return store
+
+
+def _task_class(value: TaskClass | str) -> TaskClass:
+    if isinstance(value, TaskClass):
+        return value
+    try:
+        return TaskClass(value)
+    except ValueError:
+        names = ", ".join(c.value for c in TaskClass)
+        raise ValueError(f"lane_class: expected one of {names}, got {value!r}") from None

@@ -1,0 +1,306 @@
+"""The asyncio runtime running real coroutines under the kernel (no mocks, no fake clock).
+
+Assertions are on counts and on facts the kernel reported (its journal of steps),
+with generous bounds wherever wall time is unavoidable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from agentrm.adapters.runtime import (
+    Runtime,
+    TaskContext,
+    TaskFailedError,
+    TaskInterrupted,
+    TaskReaped,
+    TaskRefused,
+)
+from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig
+from agentrm.kernel.scheduler.effects import (
+    CancelReason,
+    CancelTask,
+    RefusalReason,
+    SchedulerEffect,
+    StartTask,
+    YieldTask,
+)
+from agentrm.kernel.scheduler.events import SchedulerEvent, Submit
+from agentrm.kernel.scheduler.lifecycle import Phase
+
+Log = list[tuple[int, SchedulerEvent, tuple[SchedulerEffect, ...]]]
+
+
+def phases(rm: Runtime) -> dict[str, Phase]:
+    """Every task's phase in the kernel, by id."""
+    return {tid: rec.phase for tid, rec in rm.state.tasks.items()}
+
+
+def config(**overrides: Any) -> SchedulerConfig:
+    """A small config for tests: 4 lanes, short idle limits (ms) so reaping is quick."""
+    base: dict[str, Any] = dict(
+        lanes=4,
+        interactive=ClassConfig(entry_level=0, reserved_lanes=1, idle_ms_reap=5_000),
+        batch=ClassConfig(entry_level=1, reserved_lanes=0, idle_ms_reap=5_000),
+        background=ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=5_000),
+    )
+    base.update(overrides)
+    return SchedulerConfig(**base)
+
+
+async def quick(ctx: TaskContext) -> str:
+    """A two-step agent."""
+    await ctx.step(tokens_used=3)
+    return ctx.task_id
+
+
+def test_tasks_run_to_completion() -> None:
+    """Submitted agents return their results and the kernel ends with every task FINISHED and no lane held."""
+
+    async def main() -> tuple[list[str], dict[str, Phase], tuple[str | None, ...]]:
+        async with Runtime(config()) as rm:
+            handles = [await rm.submit(quick, agent="a", lane_class="batch") for _ in range(10)]
+            results = [await h for h in handles]
+        return results, phases(rm), rm.state.lanes
+
+    results, ph, lanes = asyncio.run(main())
+    ids = [f"t{i}" for i in range(10)]
+    assert results == ids
+    assert ph == {i: Phase.FINISHED for i in ids}
+    assert lanes == (None,) * 4
+
+
+def test_raising_agent_is_a_failed_task_and_others_are_undisturbed() -> None:
+    """A coroutine that raises becomes a FAILED task with its lane freed; the other tasks finish."""
+
+    async def boom(ctx: TaskContext) -> None:
+        await ctx.step()
+        raise KeyError("missing")
+
+    async def main() -> tuple[list[object], dict[str, Phase], tuple[str | None, ...]]:
+        async with Runtime(config(lanes=2)) as rm:
+            handles = [await rm.submit(boom if i == 1 else quick, agent="a") for i in range(6)]
+            outcomes: list[object] = []
+            for h in handles:
+                try:
+                    outcomes.append(await h)
+                except TaskFailedError as exc:
+                    outcomes.append((type(exc.__cause__).__name__, exc.task_id))
+        return outcomes, phases(rm), rm.state.lanes
+
+    outcomes, ph, lanes = asyncio.run(main())
+    assert outcomes == ["t0", ("KeyError", "t1"), "t2", "t3", "t4", "t5"]
+    assert ph == {"t0": Phase.FINISHED, "t1": Phase.FAILED, "t2": Phase.FINISHED, "t3": Phase.FINISHED,
+                  "t4": Phase.FINISHED, "t5": Phase.FINISHED}
+    assert lanes == (None, None)
+
+
+def test_hung_agents_are_reaped_within_idle_limit_plus_one_tick() -> None:
+    """Agents that stop making progress are cancelled by the kernel's idle reaper, at the idle deadline the kernel set."""
+    idle_ms = 60
+    log: Log = []
+
+    async def hang(ctx: TaskContext) -> None:
+        await ctx.step()
+        await asyncio.Event().wait()  # never set: a zombie
+
+    async def main() -> tuple[list[object], dict[str, Phase]]:
+        cfg = config(interactive=ClassConfig(entry_level=0, reserved_lanes=1, idle_ms_reap=idle_ms))
+        async with Runtime(cfg, observer=lambda s, ev, eff: log.append((s, ev, eff))) as rm:
+            handles = [await rm.submit(hang if i % 2 else quick, agent="a") for i in range(6)]
+            outcomes: list[object] = []
+            for h in handles:
+                try:
+                    outcomes.append(await h)
+                except TaskReaped as exc:
+                    outcomes.append(exc.reason)
+        return outcomes, phases(rm)
+
+    outcomes, ph = asyncio.run(main())
+    assert outcomes == ["t0", CancelReason.IDLE, "t2", CancelReason.IDLE, "t4", CancelReason.IDLE]
+    assert ph == {"t0": Phase.FINISHED, "t1": Phase.REAPED, "t2": Phase.FINISHED, "t3": Phase.REAPED,
+                  "t4": Phase.FINISHED, "t5": Phase.REAPED}
+    # Kernel facts: each reap happened at a step whose clock is past the task's last progress
+    # by at least the idle limit, and by less than the limit plus one generous tick (a late timer).
+    progress: dict[str, int] = {}
+    for _, ev, effects in log:
+        for eff in effects:
+            if isinstance(eff, StartTask):
+                progress[eff.task_id] = ev.at_ms
+            if isinstance(eff, CancelTask):
+                late = ev.at_ms - progress[eff.task_id]
+                assert idle_ms <= late <= idle_ms + 1_000, (eff, late)
+        if type(ev).__name__ == "StepFinished":
+            progress[getattr(ev, "task_id")] = ev.at_ms
+
+
+def test_reaped_parent_cancels_its_sub_agents() -> None:
+    """When a parent is reaped, its running and waiting sub-agents are cancelled with PARENT_REAPED."""
+
+    async def child(ctx: TaskContext) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            ctx.heartbeat()  # alive on its own: only the parent's reaping ends it
+
+    async def parent(ctx: TaskContext) -> None:
+        kids = [await ctx.spawn(child, agent="kid", lane_class="batch") for _ in range(5)]
+        await asyncio.Event().wait()  # hangs holding its lane: reaped
+        del kids
+
+    async def main() -> tuple[list[str], dict[str, Phase]]:
+        cfg = config(interactive=ClassConfig(entry_level=0, reserved_lanes=1, idle_ms_reap=80))
+        async with Runtime(cfg) as rm:
+            p = await rm.submit(parent, agent="boss")
+            with pytest.raises(TaskReaped) as info:
+                await p
+            reasons = [info.value.reason.value]
+            for tid in ("t1", "t2", "t3", "t4", "t5"):
+                reasons.append(rm.state.tasks[tid].phase.value)
+        return reasons, phases(rm)
+
+    reasons, ph = asyncio.run(main())
+    assert reasons == ["idle"] + ["cancelled"] * 5
+    assert ph == {"t0": Phase.REAPED, **{f"t{i}": Phase.CANCELLED for i in range(1, 6)}}
+
+
+def test_refusals_reach_the_handle() -> None:
+    """A refused submission (duplicate id, queue full) gives a handle that raises TaskRefused with the kernel's reason."""
+
+    async def wait_forever(ctx: TaskContext) -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> list[RefusalReason]:
+        cfg = config(lanes=2, queue_cap=1)
+        reasons = []
+        async with Runtime(cfg, shutdown="cancel") as rm:
+            await rm.submit(wait_forever, agent="a", task_id="x")
+            dup = await rm.submit(quick, agent="a", task_id="x")
+            await rm.submit(wait_forever, agent="a", lane_class="background")  # takes the shared lane
+            await rm.submit(wait_forever, agent="a", lane_class="background")  # waits (queue holds 1)
+            full = await rm.submit(quick, agent="a", lane_class="background")
+            for h in (dup, full):
+                with pytest.raises(TaskRefused) as info:
+                    await h
+                reasons.append(info.value.reason)
+        return reasons
+
+    assert asyncio.run(main()) == [RefusalReason.DUPLICATE_TASK, RefusalReason.QUEUE_FULL]
+
+
+def test_cancel_shutdown_leaves_no_orphan_tasks() -> None:
+    """Shutdown policy 'cancel' interrupts running and waiting tasks, fails them in the kernel, and leaves no asyncio task behind."""
+
+    async def wait_forever(ctx: TaskContext) -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> tuple[list[str], dict[str, Phase], int]:
+        async with Runtime(config(lanes=2), shutdown="cancel") as rm:
+            handles = [await rm.submit(wait_forever, agent="a") for _ in range(4)]
+            await asyncio.sleep(0.01)
+        kinds = []
+        for h in handles:
+            try:
+                await h
+            except TaskInterrupted as exc:
+                kinds.append(type(exc).__name__)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return kinds, phases(rm), len(others)
+
+    kinds, ph, orphans = asyncio.run(main())
+    assert kinds == ["TaskInterrupted"] * 4
+    assert ph == {f"t{i}": Phase.FAILED for i in range(4)}
+    assert orphans == 0
+
+
+def test_drain_shutdown_waits_for_tasks() -> None:
+    """Shutdown policy 'drain' (the default) lets running and queued tasks finish before exit."""
+
+    async def slow(ctx: TaskContext) -> int:
+        await asyncio.sleep(0.02)
+        await ctx.step()
+        return 1
+
+    async def main() -> tuple[int, dict[str, Phase]]:
+        async with Runtime(config(lanes=2)) as rm:
+            handles = [await rm.submit(slow, agent="a") for _ in range(6)]
+        return sum([await h for h in handles]), phases(rm)
+
+    total, ph = asyncio.run(main())
+    assert (total, ph) == (6, {f"t{i}": Phase.FINISHED for i in range(6)})
+
+
+def test_ten_thousand_concurrent_short_agents_complete() -> None:
+    """10,000 agents submitted at once all complete, each started exactly once by the kernel."""
+    n = 10_000
+    starts = 0
+
+    def observe(seq: int, ev: SchedulerEvent, effects: tuple[SchedulerEffect, ...]) -> None:
+        nonlocal starts
+        starts += sum(1 for e in effects if isinstance(e, StartTask))
+
+    async def noop(ctx: TaskContext) -> int:
+        await ctx.step()
+        return 1
+
+    async def main() -> tuple[int, int, int]:
+        # Limits out of the way: this test is about completing 10,000 tasks, not about policy.
+        cfg = config(lanes=16, queue_cap=n, providers=(ProviderConfig("default", 10**9, 10**12),),
+                     batch=ClassConfig(entry_level=1, reserved_lanes=0, idle_ms_reap=600_000))
+        async with Runtime(cfg, observer=observe) as rm:
+            handles = [await rm.submit(noop, agent=f"agent{i % 50}", lane_class="batch") for i in range(n)]
+            total = sum(await asyncio.gather(*handles))
+        finished = sum(1 for t in rm.state.tasks.values() if t.phase is Phase.FINISHED)
+        return total, finished, rm.state.live
+
+    total, finished, live = asyncio.run(main())
+    assert (total, finished, live, starts) == (n, n, 0, n)
+
+
+def test_interactive_starts_promptly_during_background_flood() -> None:
+    """Interactive tasks submitted while background work fills the shared lanes start within one background step.
+
+    The bound comes from the policy: interactive has a reserved lane, and a background
+    task must yield at its next step boundary to a higher-level waiting task.
+    """
+    step_s = 0.02
+    log: Log = []
+
+    async def background(ctx: TaskContext) -> None:
+        for _ in range(10):
+            await asyncio.sleep(step_s)
+            await ctx.step()
+
+    async def interactive(ctx: TaskContext) -> str:
+        await asyncio.sleep(step_s)
+        return "ok"
+
+    async def main() -> list[str]:
+        cfg = config(lanes=3, background=ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=5_000))
+        async with Runtime(cfg, observer=lambda s, ev, eff: log.append((s, ev, eff))) as rm:
+            bg = [await rm.submit(background, agent="bulk", lane_class="background") for _ in range(30)]
+            await asyncio.sleep(3 * step_s)
+            fg = []
+            for _ in range(5):
+                fg.append(await rm.submit(interactive, agent="user", lane_class="interactive"))
+                await asyncio.sleep(step_s / 2)
+            results = [await h for h in fg]
+            await asyncio.gather(*bg)
+        return results
+
+    assert asyncio.run(main()) == ["ok"] * 5
+    submitted: dict[str, int] = {}
+    waits: list[int] = []
+    yields = 0
+    for _, ev, effects in log:
+        if isinstance(ev, Submit) and ev.agent == "user":
+            submitted[ev.task_id] = ev.at_ms
+        for eff in effects:
+            if isinstance(eff, StartTask) and eff.task_id in submitted:
+                waits.append(ev.at_ms - submitted[eff.task_id])
+            yields += isinstance(eff, YieldTask)
+    assert len(waits) == 5
+    # One background step (20 ms) is the policy's bound; 500 ms leaves room for a slow CI loop.
+    assert max(waits) <= 500, waits
