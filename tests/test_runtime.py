@@ -7,6 +7,8 @@ with generous bounds wherever wall time is unavoidable.
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +30,12 @@ from agentrm.kernel.scheduler.effects import (
     StartTask,
     YieldTask,
 )
-from agentrm.kernel.scheduler.events import SchedulerEvent, Submit
+from agentrm.adapters.llm import ChatClient
+from agentrm.kernel.scheduler.events import RateLimited, SchedulerEvent, Submit
 from agentrm.kernel.scheduler.lifecycle import Phase
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_llm_server import FakeLLMServer  # noqa: E402
 
 Log = list[tuple[int, SchedulerEvent, tuple[SchedulerEffect, ...]]]
 
@@ -304,3 +310,43 @@ def test_interactive_starts_promptly_during_background_flood() -> None:
     assert len(waits) == 5
     # One background step (20 ms) is the policy's bound; 500 ms leaves room for a slow CI loop.
     assert max(waits) <= 500, waits
+
+
+def test_429_storm_does_not_cascade_and_every_task_completes() -> None:
+    """Under a provider that answers 429 past its per-window limit, the shared gate pauses everyone.
+
+    After the first 429 the provider sees, in every window, at most its limit of
+    accepted requests plus only the requests already in flight when the pause began
+    (at most one per lane) -- no agent retries on its own -- and every task completes.
+    """
+    limit, window_s, lanes, n = 6, 0.25, 4, 24
+
+    async def caller(ctx: TaskContext) -> str:
+        reply = await ctx.llm([{"role": "user", "content": f"hello from {ctx.task_id}"}])
+        return reply.content
+
+    async def main() -> tuple[list[str], list[tuple[int, int]], int | None, int]:
+        with FakeLLMServer(limit_per_window=limit, window_s=window_s, retry_after="decimal") as server:
+            # The configured rate is the provider's nominal one; the gate learns the rest from 429s.
+            provider = ProviderConfig("default", requests_per_min=int(limit * 60 / window_s),
+                                      tokens_per_min=10**9, default_retry_after_ms=250)
+            rate_limited = 0
+
+            def observe(seq: int, ev: SchedulerEvent, effects: tuple[SchedulerEffect, ...]) -> None:
+                nonlocal rate_limited
+                rate_limited += isinstance(ev, RateLimited)
+
+            async with ChatClient(server.base_url) as client, \
+                    Runtime(config(lanes=lanes, providers=(provider,)), llm=client, observer=observe) as rm:
+                handles = [await rm.submit(caller, agent=f"a{i % 3}", lane_class="batch") for i in range(n)]
+                results = [await h for h in handles]
+            return results, server.counts(), server.first_429_window, rate_limited
+
+    results, counts, first, rate_limited = asyncio.run(main())
+    assert results == [f"echo: hello from t{i}" for i in range(n)]
+    assert first is not None  # the storm really happened
+    assert sum(a for a, _ in counts) == n  # every call was answered exactly once
+    assert rate_limited == sum(r for _, r in counts)  # every 429 reached the kernel
+    for accepted, rejected in counts[first:]:
+        assert accepted <= limit
+        assert rejected <= lanes, counts
