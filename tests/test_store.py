@@ -529,3 +529,13 @@ def test_kill_9_mid_write_leaves_whole_batches_only(tmp_path: pathlib.Path) -> N
         assert [e.seq for e in s.archived("a")] == list(range(batches))
         s.append_journal([JournalRecord(last + 1, "{}", "[]")])
         assert s.last_journal_seq() == last + 1
+
+
+def test_paths_with_uri_characters_work(tmp_path: pathlib.Path) -> None:
+    """File names with spaces, %, ?, # and non-ASCII characters open and reopen, leaving no stray files."""
+    path = tmp_path / "my agents 100%?#名前.db"
+    with Store.create(path) as s:
+        s.archive("a", [entry(0, "x")])
+    with Store.open(path, create=False) as s:
+        assert s.archived("a") == (entry(0, "x"),)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
