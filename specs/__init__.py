@@ -15,3 +15,12 @@ from .scheduler_invariants import (  # noqa: E402 - after the guard on purpose
 )
 
 __all__ = ["Violation", "check_scheduler", "check_scheduler_transition"]
+
+# --- context ---------------------------------------------------------------------------
+from .context_invariants import (  # noqa: E402 - after the guard on purpose
+    check_context,
+    check_context_transition,
+    recall_restores,
+)
+
+__all__ += ["check_context", "check_context_transition", "recall_restores"]
