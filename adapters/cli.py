@@ -152,12 +152,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 log.close()
         results.append(metrics_mod.compute(result))
     ctx_results = simulate_context(workload, ctx_names) if ctx_names else ()
+    bounds = metrics_mod.capacity(workload) if results else None
     if args.json:
-        sys.stdout.write(metrics_mod.dumps(results, [context_to_json(m) for m in ctx_results]))
+        sys.stdout.write(metrics_mod.dumps(results, [context_to_json(m) for m in ctx_results], bounds))
         return 0
     sys.stdout.write(f"workload: {args.workload} ({workload.header.scenario or 'custom'}, "
                      f"seed {workload.header.seed}, {len(workload.tasks)} tasks, "
                      f"{len(workload.context)} context records)\n")
+    if bounds is not None:
+        provider = "unlimited" if bounds.provider_bound is None else f"{bounds.provider_bound:.2f}"
+        sys.stdout.write(f"throughput bound: {bounds.bound:.2f} tasks/min (offered {bounds.offered:.2f}, "
+                         f"lanes {bounds.lane_bound:.2f}, provider {provider})\n")
     if results:
         sys.stdout.write(metrics_mod.format_table(results))
     if ctx_results:

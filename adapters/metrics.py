@@ -26,6 +26,7 @@ import attrs
 from agentrm.kernel.scheduler.config import TaskClass
 
 from .simulator import Outcome, SimResult
+from .workload import Fault, Workload
 
 PERCENTILES: Final = (50, 95, 99)
 
@@ -138,13 +139,16 @@ def to_json(metrics: Metrics) -> dict[str, Any]:
     return obj
 
 
-def dumps(metrics: Sequence[Metrics], context: Sequence[dict[str, Any]] = ()) -> str:
+def dumps(metrics: Sequence[Metrics], context: Sequence[dict[str, Any]] = (),
+          bounds: Capacity | None = None) -> str:
     """A JSON document of several runs, sorted keys, indented.
 
-    ``{"runs": [...]}`` holds scheduler runs; ``"context_runs"`` (only when given) holds
-    context runs, already as JSON objects.
+    ``{"runs": [...]}`` holds scheduler runs; ``"capacity"`` (when given) the workload's
+    throughput bounds; ``"context_runs"`` (when given) context runs, as JSON objects.
     """
     doc: dict[str, Any] = {"runs": [to_json(m) for m in metrics]}
+    if bounds is not None:
+        doc["capacity"] = attrs.asdict(bounds)
     if context:
         doc["context_runs"] = list(context)
     return json.dumps(doc, sort_keys=True, indent=2) + "\n"
@@ -186,3 +190,45 @@ def format_table(metrics: Sequence[Metrics]) -> str:
     for label, cells in rows:
         lines.append("  ".join([label.ljust(width0)] + [c.rjust(w) for c, w in zip(cells, widths)]))
     return "\n".join(lines) + "\n"
+
+
+@attrs.frozen
+class Capacity:
+    """Upper bounds on the finished-task throughput of a workload (tasks per minute).
+
+    ``offered`` is the arrival rate of healthy tasks (no fault) up to the horizon;
+    ``lane_bound`` the rate the lanes could serve if never idle or wasted
+    (``lanes * 60,000 * N / total service ms``); ``provider_bound`` the rate the real
+    providers' per-minute limits allow (``limit * N / total demand``, the tightest of
+    requests and tokens over every provider; None when no provider is limited).
+    ``bound`` is the smallest. Storms, faulty tasks and queueing only lower what is
+    reachable, so a policy's throughput over ``bound`` measures how close it gets.
+    """
+
+    offered: float
+    lane_bound: float
+    provider_bound: float | None
+    bound: float
+
+
+def capacity(workload: Workload) -> Capacity:
+    """The throughput bounds of ``workload``'s task records (see :class:`Capacity`)."""
+    header = workload.header
+    horizon = header.horizon_ms or max((t.arrival_ms for t in workload.tasks), default=0)
+    healthy = [t for t in workload.tasks if t.fault is Fault.NONE and (not header.horizon_ms or t.arrival_ms <= horizon)]
+    n = len(healthy)
+    if n == 0:
+        return Capacity(0.0, 0.0, None, 0.0)
+    offered = n * 60_000 / max(1, horizon)
+    lane = header.config.lanes * 60_000 * n / max(1, sum(t.service_ms for t in healthy))
+    provider: float | None = None
+    for model in header.providers:
+        mine = [t for t in healthy if t.provider == model.name]
+        requests = sum(len(t.steps) for t in mine)
+        tokens = sum(s.tokens for t in mine for s in t.steps)
+        for limit, demand in ((model.requests_per_min, requests), (model.tokens_per_min, tokens)):
+            if demand:
+                bound = limit * n / demand
+                provider = bound if provider is None else min(provider, bound)
+    best = min(offered, lane, provider if provider is not None else lane)
+    return Capacity(round(offered, 3), round(lane, 3), None if provider is None else round(provider, 3), round(best, 3))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentrm.adapters.baselines import BASELINES
-from agentrm.adapters.metrics import compute, percentile
+from agentrm.adapters.metrics import Capacity, capacity, compute, percentile
 from agentrm.adapters.simulator import (
     LaneInterval,
     Outcome,
@@ -137,3 +137,14 @@ def test_percentile_is_nearest_rank() -> None:
     assert [percentile(values, p) for p in (50, 95, 99, 100)] == [50, 95, 99, 100]
     assert percentile([7], 95) == 7
     assert percentile([], 50) is None
+
+
+def test_capacity_bounds() -> None:
+    """capacity() takes the smallest of offered load, lane time and provider limits, over healthy tasks."""
+    tasks = (task(0, "a", ((30_000, 100), (30_000, 100))), task(0, "b", ((60_000, 100),)),
+             task(0, "h", ((1_000, 10),), Fault.HANG))
+    header = WorkloadHeader(CFG, (ProviderModel("p", 1, 1_000),), 3_000, 120_000)
+    # 2 healthy tasks in 2 min: offered 1/min; lanes: 2 * 60 s * 2 / 120 s = 2/min;
+    # provider: 1 request/min * 2 tasks / 3 requests = 0.667/min (tokens: 1000 * 2 / 300).
+    assert capacity(Workload(header, tasks)) == Capacity(1.0, 2.0, 0.667, 0.667)
+    assert capacity(Workload(WorkloadHeader(CFG), ())) == Capacity(0.0, 0.0, None, 0.0)
