@@ -46,6 +46,7 @@ from typing import Any, Generic, Literal, TypeVar
 import attrs
 
 from agentrm.kernel.scheduler.transitions import step as kernel_step
+from agentrm.kernel.context.types import Entry
 from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.effects import (
     CancelReason,
@@ -72,7 +73,9 @@ from agentrm.kernel.scheduler.state import SchedulerState
 
 from .eventlog import EventLogWriter, dumps_line, effect_to_json, event_from_json, event_to_json
 from .llm import ChatClient, ChatResult, RateLimitedError
+from .snapshot import dump_scheduler_state, load_scheduler_state
 from .store import JournalRecord, Store
+from .summarize import count_tokens
 
 __all__ = [
     "AgentFn",
@@ -85,6 +88,7 @@ __all__ = [
     "TaskInterrupted",
     "TaskReaped",
     "TaskRefused",
+    "restore_state",
 ]
 
 T = TypeVar("T")
@@ -236,6 +240,24 @@ class TaskContext:
             self.heartbeat()
             return result
 
+    async def append(self, text: str, *, role: str = "assistant", key: bool = False,
+                     tokens: int | None = None, entry_id: str | None = None) -> Entry:
+        """Append an entry to this agent's context; returns it once it is stored.
+
+        Contexts belong to the agent name (they outlive one task). In durable mode the
+        entry is archived in the store before this returns, so a crash never loses it;
+        ``tokens`` defaults to :func:`~agentrm.adapters.summarize.count_tokens`.
+        """
+        return await self._rt._append(self, text, role, key, tokens, entry_id)
+
+    async def history(self, first_seq: int | None = None, last_seq: int | None = None) -> tuple[Entry, ...]:
+        """This agent's context entries with ``first_seq <= seq <= last_seq``, in order."""
+        return await self._rt._history(self.agent, first_seq, last_seq)
+
+    async def recall(self, query: str, *, limit: int = 10) -> tuple[Entry, ...]:
+        """Up to ``limit`` of this agent's entries matching ``query`` (plain words), in seq order."""
+        return await self._rt._recall(self.agent, query, limit)
+
     async def spawn(self, fn: Callable[[TaskContext], Awaitable[T]], *, agent: str,
                     lane_class: TaskClass | str | None = None, provider: str | None = None,
                     step_tokens: int = 0, task_id: str | None = None) -> TaskHandle[T]:
@@ -325,6 +347,9 @@ class Runtime:
         self._since_snapshot = 0
         self._jsonl: io.TextIOBase | None = None
         self._jsonl_writer: Any = None
+        self._entry_seq: dict[str, int] = {}
+        self._memory_context: dict[str, list[Entry]] = {}
+        self._context_lock = asyncio.Lock()
         self.interrupted: tuple[RecoveredTask, ...] = ()
         """Tasks that were running when the previous runtime on this store died."""
         self.restored: dict[str, TaskHandle[Any]] = {}
@@ -339,11 +364,15 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         self._loop = asyncio.get_running_loop()
-        await self._open_store()
-        self._base_ms = self._state.now_ms
-        self._last_ms = self._base_ms
-        self._t0 = self._loop.time()
-        self._open_jsonl()
+        try:
+            await self._open_store()
+            self._base_ms = self._state.now_ms
+            self._last_ms = self._base_ms
+            self._t0 = self._loop.time()
+            self._open_jsonl()
+        except BaseException:
+            await self._close_io()
+            raise
         self._open = True
         if self._store is not None:
             self._recover()
@@ -547,6 +576,52 @@ class Runtime:
         else:
             rec.future.set_result(result)
 
+    async def _append(self, ctx: TaskContext, text: str, role: str, key: bool,
+                      tokens: int | None, entry_id: str | None) -> Entry:
+        seq = await self._next_entry_seq(ctx.agent)
+        entry = Entry(entry_id if entry_id is not None else f"{ctx.task_id}:{seq}", seq, role, text,
+                      count_tokens(text) if tokens is None else tokens, key)
+        if self._store is None:
+            self._memory_context.setdefault(ctx.agent, []).append(entry)
+        else:
+            store = self._store
+            # The writer thread runs calls in submission order, so seqs land gapless.
+            await self._in_writer(lambda: store.archive(ctx.agent, [entry]))
+        ctx.heartbeat()  # writing context is progress
+        return entry
+
+    async def _next_entry_seq(self, agent: str) -> int:
+        if agent not in self._entry_seq:
+            if self._store is None:
+                self._entry_seq[agent] = 0
+            else:
+                store = self._store
+                async with self._context_lock:
+                    if agent not in self._entry_seq:
+                        last = await self._in_writer(lambda: store.archived(agent)[-1:])
+                        self._entry_seq[agent] = last[0].seq + 1 if last else 0
+        seq = self._entry_seq[agent]
+        self._entry_seq[agent] = seq + 1
+        return seq
+
+    async def _history(self, agent: str, first_seq: int | None, last_seq: int | None) -> tuple[Entry, ...]:
+        if self._store is None:
+            lo = -1 if first_seq is None else first_seq
+            hi = last_seq
+            return tuple(e for e in self._memory_context.get(agent, ())
+                         if e.seq >= lo and (hi is None or e.seq <= hi))
+        store = self._store
+        return await self._in_writer(lambda: store.archived(agent, first_seq, last_seq))
+
+    async def _recall(self, agent: str, query: str, limit: int) -> tuple[Entry, ...]:
+        if self._store is None:
+            words = [w.casefold() for w in query.split()]
+            hits = [e for e in self._memory_context.get(agent, ())
+                    if any(w in e.text.casefold() for w in words)]
+            return tuple(hits[-limit:]) if limit else ()
+        store = self._store
+        return await self._in_writer(lambda: store.search(agent, query, limit=limit))
+
     def _client_for(self, provider: str) -> ChatClient:
         llm = self._llm
         if isinstance(llm, ChatClient):
@@ -565,51 +640,44 @@ class Runtime:
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrm-store")
         path = self._store_path
         self._store = store = await self._in_writer(lambda: Store.open(path, create=True))
-        snapshot = await self._in_writer(store.latest_snapshot)
-        seq = 0
-        if snapshot is not None:
-            from .snapshot import load_scheduler_state  # written alongside the kernel
-            seq, text = snapshot
-            self._state = load_scheduler_state(text)
-        if self._state.config != self.config:
-            raise ValueError(f"config: differs from the configuration stored in {path}")
-        records = await self._in_writer(lambda: list(store.journal_after(seq)))
-        for record in records:
-            if record.seq != seq + 1:
-                raise ValueError(f"{path}: journal record {record.seq} follows {seq}; expected {seq + 1}")
-            event = event_from_json(json.loads(record.event), f"journal seq {record.seq} event")
-            self._state = kernel_step(self._state, event).state
-            seq = record.seq
+        self._state, seq = await self._in_writer(lambda: restore_state(store, self.config))
+        if seq == 0 and await self._in_writer(store.latest_snapshot) is None:
+            # A snapshot at seq 0 records the config, so a later run with another config is refused.
+            text = dump_scheduler_state(self._state)
+            await self._in_writer(lambda: store.save_snapshot(0, text))
         self._seq = self._flushed_seq = seq
         # A fresh id prefix per incarnation, so generated ids never collide with journaled ones.
         self._id_prefix = f"r{seq}-" if seq else ""
 
     def _recover(self) -> None:
-        """Queue recovered waiting tasks again; fail (and list) those that were running."""
+        """Queue recovered waiting tasks again; fail (and list) those that were running.
+
+        Every waiting task gets its coroutine record *before* any kernel step, since
+        any step may dispatch it. One whose agent has no function in ``agents=`` gets
+        a stand-in that fails at once, and is listed in :attr:`interrupted` too.
+        """
+        assert self._loop is not None
         tasks = sorted((t for t in self._state.tasks.values() if not t.phase.terminal),
                        key=lambda t: t.submit_seq)
         interrupted: list[RecoveredTask] = []
         for t in tasks:
+            recovered = RecoveredTask(t.task_id, t.agent, t.task_class, t.provider, t.parent)
             if t.phase is Phase.RUNNING:
-                interrupted.append(RecoveredTask(t.task_id, t.agent, t.task_class, t.provider, t.parent))
-        for t in tasks:
-            if t.phase is Phase.RUNNING:
-                self._apply(TaskFailed(self._now(), t.task_id, INTERRUPTED))
-        for t in tasks:
-            if self._state.tasks[t.task_id].phase is not Phase.WAITING:
-                continue  # cancelled with an interrupted parent
-            fn = self._agents.get(t.agent)
-            assert self._loop is not None
-            future: asyncio.Future[Any] = self._loop.create_future()
-            if fn is None:
-                self._apply(TaskFailed(self._now(), t.task_id, f"{INTERRUPTED}: no agent function for {t.agent!r}"))
-                interrupted.append(RecoveredTask(t.task_id, t.agent, t.task_class, t.provider, t.parent))
+                interrupted.append(recovered)
                 continue
+            fn = self._agents.get(t.agent)
+            if fn is None:
+                fn = _missing_agent(t.agent)
+                interrupted.append(recovered)
+            future: asyncio.Future[Any] = self._loop.create_future()
             ctx = TaskContext(self, t.task_id, t.agent, t.provider, t.task_class)
             self._recs[t.task_id] = _Rec(t.task_id, fn, future, ctx)
             self.restored[t.task_id] = TaskHandle(t.task_id, t.agent, future)
         self.interrupted = tuple(interrupted)
-        # Waiting tasks may be dispatchable now (lanes were freed): let the kernel decide.
+        for t in tasks:
+            if t.phase is Phase.RUNNING and not self._state.tasks[t.task_id].phase.terminal:
+                self._apply(TaskFailed(self._now(), t.task_id, INTERRUPTED))
+        # Lanes may be free and time has passed: let the kernel dispatch.
         self._apply(ClockAdvanced(self._now()))
 
     async def _in_writer(self, fn: Callable[[], T]) -> T:
@@ -682,7 +750,6 @@ class Runtime:
 
     async def _snapshot(self) -> None:
         """Save the kernel state after the last journaled step (records up to it are flushed first)."""
-        from .snapshot import dump_scheduler_state  # written alongside the kernel
         state, seq = self._state, self._seq
         while self._pending:
             await self._flush_once()
@@ -704,6 +771,37 @@ class Runtime:
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
+
+
+def restore_state(store: Store, config: SchedulerConfig) -> tuple[SchedulerState, int]:
+    """The kernel state recorded in ``store``: its latest snapshot with the journal after it folded in.
+
+    Returns the state and the last journal seq. A store with no snapshot starts from
+    ``SchedulerState.initial(config)``; a snapshot taken under another config, or a gap
+    in the journal, raises ``ValueError`` naming the file. Call it on the thread that
+    opened ``store``.
+    """
+    snapshot = store.latest_snapshot()
+    seq = 0
+    state = SchedulerState.initial(config)
+    if snapshot is not None:
+        seq, text = snapshot
+        state = load_scheduler_state(text)
+        if state.config != config:
+            raise ValueError(f"{store.path}: config differs from the one in its snapshot at seq {seq}")
+    for record in store.journal_after(seq):
+        if record.seq != seq + 1:
+            raise ValueError(f"{store.path}: journal record {record.seq} follows {seq}; expected {seq + 1}")
+        event = event_from_json(json.loads(record.event), f"journal seq {record.seq} event")
+        state = kernel_step(state, event).state
+        seq = record.seq
+    return state, seq
+
+
+def _missing_agent(agent: str) -> AgentFn:
+    async def missing(ctx: TaskContext) -> None:
+        raise LookupError(f"agents: no function registered for agent {agent!r}; resubmit task {ctx.task_id!r}")
+    return missing
 
 
 def _dumps_list(items: list[dict[str, Any]]) -> str:
