@@ -103,9 +103,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy(name: str, workload: Workload, log: IO[str] | None) -> Policy:
+class _Violated(Exception):
+    """An invariant broke during ``simulate --check``."""
+
+    def __init__(self, seq: int, violations: Sequence[object], event: SchedulerEvent) -> None:
+        super().__init__(seq)
+        self.seq = seq
+        self.violations = violations
+        self.event = event
+
+
+def _checker() -> Callable[[Any, SchedulerEvent, Any, tuple[SchedulerEffect, ...]], None]:
+    """An ``on_step`` hook running every scheduler invariant, raising at the first violation."""
+    from agentrm.kernel.common import Step
+    from agentrm.specs import check_scheduler_transition
+
+    seq = 0
+
+    def check(before: Any, event: SchedulerEvent, after: Any, effects: tuple[SchedulerEffect, ...]) -> None:
+        nonlocal seq
+        seq += 1
+        violations = check_scheduler_transition(before, event, Step(after, effects))
+        if violations:
+            raise _Violated(seq, violations, event)
+
+    return check
+
+
+def _policy(name: str, workload: Workload, log: IO[str] | None, check: bool = False) -> Policy:
     if name == "mlfq":
-        return kernel_policy(workload.header.config, log)
+        return kernel_policy(workload.header.config, log, _checker() if check else None)
     return BASELINES[name](workload.header.config)
 
 
@@ -145,7 +172,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         log = _open_out(args.log) if args.log is not None else None
         bar = Progress(horizon, f"simulating {name}")
         try:
-            result = simulate(workload, _policy(name, workload, log), progress=bar.update)
+            result = simulate(workload, _policy(name, workload, log, args.check), progress=bar.update)
+        except _Violated as exc:
+            bar.close()
+            for v in exc.violations:
+                print(f"{args.workload}: mlfq step {exc.seq}: invariant {v}")
+            print(f"  event: {dumps_line(event_to_json(exc.event))}")
+            return EXIT_DIVERGED
         finally:
             bar.close()
             if log is not None and log is not sys.stdout:
@@ -361,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "for several (default mlfq)")
     sim.add_argument("--log", help="write the kernel's event log here (mlfq only)")
     sim.add_argument("--json", action="store_true", help="metrics as JSON with stable keys")
+    sim.add_argument("--check", action="store_true",
+                     help="check every scheduler invariant at every mlfq step; exit 1 at the first violation")
     sim.set_defaults(func=cmd_simulate)
 
     rep = sub.add_parser("replay", help="re-fold a log's events through the kernel; exit 1 on divergence")

@@ -139,11 +139,17 @@ def kernel_reducer() -> tuple[Callable[[SchedulerConfig], Any], Callable[[Any, S
     return SchedulerState.initial, reduce
 
 
-def kernel_policy(config: SchedulerConfig, log: IO[str] | None = None) -> ReducerPolicy[Any]:
-    """agentrm's scheduler (``mlfq``) over ``config``, writing an event log to ``log`` if given."""
+def kernel_policy(config: SchedulerConfig, log: IO[str] | None = None,
+                  on_step: Callable[[Any, SchedulerEvent, Any, tuple[SchedulerEffect, ...]], None] | None = None,
+                  ) -> ReducerPolicy[Any]:
+    """agentrm's scheduler (``mlfq``) over ``config``, writing an event log to ``log`` if given.
+
+    ``on_step(before, event, after, effects)`` is called after every step (e.g. to check
+    invariants while the simulation runs).
+    """
     initial, reduce = kernel_reducer()
     writer = EventLogWriter(log, config) if log is not None else None
-    return ReducerPolicy("mlfq", initial(config), reduce, writer)
+    return ReducerPolicy("mlfq", initial(config), reduce, writer, on_step)
 
 
 # --------------------------------------------------------------------------- provider

@@ -261,3 +261,27 @@ def test_progress_bar_only_on_a_terminal() -> None:
     slow.update(100)
     slow.close()
     assert quiet.written == []
+
+
+def test_simulate_check_passes_on_the_golden_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    """simulate --check runs every invariant at every mlfq step and exits 0 when all hold."""
+    code, out, _ = run(capsys, "simulate", str(G_WORKLOAD), "--check")
+    assert code == 0 and "mlfq" in out
+
+
+def test_simulate_check_reports_a_violation() -> None:
+    """The --check hook raises at the first broken invariant, naming the step."""
+    from agentrm.adapters.cli import _checker, _Violated
+    from agentrm.kernel.scheduler.events import ClockAdvanced
+
+    initial, reduce = kernel_reducer()
+    config = SchedulerConfig()
+    hook = _checker()
+    before = initial(config)
+    after, effects = reduce(before, ClockAdvanced(5))
+    hook(before, ClockAdvanced(5), after, effects)
+    broken = attrs.evolve(after, lanes=after.lanes + (None,))
+    with pytest.raises(_Violated) as info:
+        hook(after, ClockAdvanced(6), broken, ())
+    assert info.value.seq == 2
+    assert [v.invariant for v in info.value.violations] == ["S2"]  # type: ignore[attr-defined]
