@@ -147,16 +147,19 @@ def visible_context(state: ContextState, agent: str) -> tuple[VisibleItem, ...]:
     """What ``agent`` sees now: key entries, summaries, recalled and hot entries, in seq order.
 
     If everything does not fit in ``window_tokens``, items are chosen by priority --
-    key entries, then hot, then recalled entries, then summaries, newest first within
-    each -- up to the first that does not fit (``budget.fit_prefix``), and shown in seq
+    key entries (warm or hot), then the other hot entries, then recalled entries, then
+    summaries, newest first within each -- up to the first that does not fit (``budget.fit_prefix``), and shown in seq
     order (a summary sits at its ``first_seq``). Empty for an unknown or hibernated agent.
     """
     slot = state.agents.get(agent)
     if slot is None or slot.context is None:
         return ()
     ctx = slot.context
+    hot_keys = tuple(e for e in ctx.hot if e.key)
+    hot_rest = tuple(e for e in ctx.hot if not e.key)
     ranked: tuple[VisibleItem, ...] = (
-        *reversed(ctx.warm_keys), *reversed(ctx.hot), *reversed(ctx.recalled), *reversed(ctx.summaries))
+        *reversed((*ctx.warm_keys, *hot_keys)), *reversed(hot_rest), *reversed(ctx.recalled),
+        *reversed(ctx.summaries))
     k = fit_prefix(tuple(item.tokens for item in ranked), state.config.window_tokens)
     return tuple(sorted(ranked[:k], key=_position))
 
