@@ -417,21 +417,27 @@ class Runtime:
     async def submit(self, fn: Callable[[TaskContext], Awaitable[T]], *, agent: str,
                      lane_class: TaskClass | str = TaskClass.INTERACTIVE, parent: str | None = None,
                      provider: str = "default", step_tokens: int = 0,
-                     task_id: str | None = None) -> TaskHandle[T]:
+                     task_id: str | None = None, wait_durable: bool = True) -> TaskHandle[T]:
         """Submit one agent run; the kernel decides when it starts.
 
         Returns a handle whose await gives the result, or raises :class:`TaskRefused`,
         :class:`TaskReaped`, :class:`TaskFailedError` or :class:`TaskInterrupted`.
-        In durable mode this returns once the submission is on disk.
+        In durable mode this returns once the submission is on disk; a bulk submitter
+        may pass ``wait_durable=False`` and call :meth:`sync` once after the batch.
         """
         if not self._open or self._closing:
             raise RuntimeError("submit: the runtime is not running (use 'async with Runtime(...)')")
         task_class = _task_class(lane_class)
         tid = task_id if task_id is not None else self._new_id()
         handle, seq = self._submit(fn, tid, agent, task_class, provider, step_tokens, parent)
-        if self._store is not None:
+        if self._store is not None and wait_durable:
             await self._durable(seq)
         return handle
+
+    async def sync(self) -> None:
+        """Return once every kernel step so far is committed to the store (no-op in memory)."""
+        if self._store is not None:
+            await self._durable(self._seq)
 
     # ------------------------------------------------------------------ internals: kernel
 
