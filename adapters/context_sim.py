@@ -277,29 +277,51 @@ class ContextMetrics:
     peak_context_tokens: int
 
 
+@attrs.frozen
+class ContextSample:
+    """The state of a run after one record, for plots of a session over time."""
+
+    index: int
+    """Position of the record in the workload's context records."""
+    at_ms: int
+    agent: str
+    visible_tokens: int
+    """Tokens ``agent`` sees after this record."""
+    summarization_tokens: int
+    """Tokens spent on summaries so far (all agents)."""
+    probes_answered: int
+    """Probes answered so far (all agents)."""
+
+
 def _permille(part: int, whole: int) -> int:
     return part * 1000 // whole if whole else 0
 
 
-def run_context(workload: Workload, policy: ContextPolicy) -> ContextMetrics:
-    """Play the workload's context records under ``policy`` and measure it."""
+def run_context(workload: Workload, policy: ContextPolicy,
+                trace: list[ContextSample] | None = None) -> ContextMetrics:
+    """Play the workload's context records under ``policy`` and measure it.
+
+    With ``trace``, one :class:`ContextSample` per record is appended to it.
+    """
     agents: set[str] = set()
     messages = probes = answered = visible = recalled = peak = 0
     last_probe: dict[str, Probe] = {}
-    for r in workload.context:
+    for index, r in enumerate(workload.context):
         if isinstance(r, Message):
             policy.append(r)
             messages += 1
             agents.add(r.agent)
-            peak = max(peak, policy.visible_tokens(r.agent))
         else:
             probes += 1
             how = policy.answerable(r)
             answered += how is not None
             visible += how == "visible"
             recalled += how == "recalled"
-            peak = max(peak, policy.visible_tokens(r.agent))
             last_probe[r.fact] = r
+        seen = policy.visible_tokens(r.agent)
+        peak = max(peak, seen)
+        if trace is not None:
+            trace.append(ContextSample(index, r.at_ms, r.agent, seen, policy.summarization_tokens(), answered))
     retained = sum(policy.answerable(p) is not None for _, p in sorted(last_probe.items()))
     return ContextMetrics(
         policy=policy.name, agents=len(agents), messages=messages, probes=probes, probes_answered=answered,

@@ -64,3 +64,15 @@ def test_context_scenario_through_the_cli(tmp_path: Path, capsys: pytest.Capture
     assert runs["mlfq"]["retention_permille"] == 1000
     assert runs["mlfq"]["probe_answerability_permille"] == 1000
     assert runs["sliding-window"]["retention_permille"] < 1000
+
+
+def test_trace_has_one_sample_per_record() -> None:
+    """run_context's trace records, per record, the agent's visible tokens and running totals."""
+    from agentrm.adapters.context_sim import ContextSample, SlidingWindow, run_context
+
+    trace: list[ContextSample] = []
+    metrics = run_context(session(), SlidingWindow(TINY), trace)
+    assert len(trace) == 22
+    assert trace[0] == ContextSample(0, 0, "a", 10, 0, 0)
+    assert trace[-1] == ContextSample(21, 300, "a", 100, 0, 0)
+    assert max(s.visible_tokens for s in trace) == metrics.peak_context_tokens
