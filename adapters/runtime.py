@@ -45,7 +45,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from agentrm.kernel.scheduler.transitions import step as kernel_step
+from agentrm.kernel import step as kernel_step
 from agentrm.kernel.context.types import Entry
 from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.effects import (
@@ -395,9 +395,12 @@ class Runtime:
                 await self._close_io()
 
     async def _stop_tasks(self) -> None:
-        if self._shutdown == "drain" and self._recs:
-            pending = [r.future for r in self._recs.values()]
-            await asyncio.wait(pending, timeout=self._drain_timeout_s)
+        if self._shutdown == "drain":
+            assert self._loop is not None
+            deadline = self._loop.time() + self._drain_timeout_s
+            # Loop: tasks may spawn sub-agents while draining.
+            while self._recs and (left := deadline - self._loop.time()) > 0:
+                await asyncio.wait([r.future for r in self._recs.values()], timeout=left)
         self._closing = True
         # Fail what is left in the kernel in submission order (deterministic journal).
         for rec in sorted(self._recs.values(), key=lambda r: self._state.tasks[r.task_id].submit_seq):

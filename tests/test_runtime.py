@@ -275,7 +275,7 @@ def test_interactive_starts_promptly_during_background_flood() -> None:
     log: Log = []
 
     async def background(ctx: TaskContext) -> None:
-        for _ in range(10):
+        for _ in range(5):
             await asyncio.sleep(step_s)
             await ctx.step()
 
@@ -286,7 +286,7 @@ def test_interactive_starts_promptly_during_background_flood() -> None:
     async def main() -> list[str]:
         cfg = config(lanes=3, background=ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=5_000))
         async with Runtime(cfg, observer=lambda s, ev, eff: log.append((s, ev, eff))) as rm:
-            bg = [await rm.submit(background, agent="bulk", lane_class="background") for _ in range(30)]
+            bg = [await rm.submit(background, agent="bulk", lane_class="background") for _ in range(12)]
             await asyncio.sleep(3 * step_s)
             fg = []
             for _ in range(5):
@@ -299,14 +299,12 @@ def test_interactive_starts_promptly_during_background_flood() -> None:
     assert asyncio.run(main()) == ["ok"] * 5
     submitted: dict[str, int] = {}
     waits: list[int] = []
-    yields = 0
     for _, ev, effects in log:
         if isinstance(ev, Submit) and ev.agent == "user":
             submitted[ev.task_id] = ev.at_ms
         for eff in effects:
             if isinstance(eff, StartTask) and eff.task_id in submitted:
                 waits.append(ev.at_ms - submitted[eff.task_id])
-            yields += isinstance(eff, YieldTask)
     assert len(waits) == 5
     # One background step (20 ms) is the policy's bound; 500 ms leaves room for a slow CI loop.
     assert max(waits) <= 500, waits
@@ -350,3 +348,114 @@ def test_429_storm_does_not_cascade_and_every_task_completes() -> None:
     for accepted, rejected in counts[first:]:
         assert accepted <= limit
         assert rejected <= lanes, counts
+
+
+def test_yielded_task_resumes_where_it_left_off() -> None:
+    """A task told to yield at a step boundary is parked off its lane and later resumed, not restarted, by StartTask."""
+    log: Log = []
+
+    async def long_batch(ctx: TaskContext) -> list[int]:
+        done = []
+        for i in range(6):
+            await asyncio.sleep(0.01)
+            await ctx.step()  # a boundary: the kernel may park us here
+            done.append(i)
+        return done
+
+    async def interactive(ctx: TaskContext) -> str:
+        await asyncio.sleep(0.03)
+        return "ok"
+
+    async def main() -> tuple[list[int], list[str]]:
+        # Two lanes, one reserved for interactive: the batch task holds the only shared lane.
+        async with Runtime(config(lanes=2), observer=lambda s, ev, eff: log.append((s, ev, eff))) as rm:
+            batch = await rm.submit(long_batch, agent="b", lane_class="batch")
+            await asyncio.sleep(0.015)
+            fg = [await rm.submit(interactive, agent="u") for _ in range(2)]
+            return await batch, [await h for h in fg]
+
+    done, fg = asyncio.run(main())
+    kinds = [type(e).__name__ for _, _, effects in log for e in effects if getattr(e, "task_id", None) == "t0"]
+    assert (done, fg) == ([0, 1, 2, 3, 4, 5], ["ok", "ok"])
+    # Started, parked for the second interactive task, started again (resumed).
+    assert kinds[:3] == ["StartTask", "YieldTask", "StartTask"], kinds
+
+
+def test_run_limit_reaps_a_busy_task() -> None:
+    """A task that keeps making progress is still reaped once it exceeds its class's run limit."""
+
+    async def busy(ctx: TaskContext) -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            ctx.heartbeat()
+
+    async def main() -> tuple[CancelReason, Phase]:
+        cfg = config(interactive=ClassConfig(entry_level=0, reserved_lanes=1, idle_ms_reap=1_000, run_ms_limit=60))
+        async with Runtime(cfg) as rm:
+            h = await rm.submit(busy, agent="a")
+            with pytest.raises(TaskReaped) as info:
+                await h
+        return info.value.reason, rm.state.tasks["t0"].phase
+
+    assert asyncio.run(main()) == (CancelReason.RUN_LIMIT, Phase.REAPED)
+
+
+def test_context_append_history_and_recall_in_memory() -> None:
+    """Entries appended by an agent's tasks form one gapless context per agent, readable and searchable."""
+
+    async def writer(ctx: TaskContext) -> tuple[str, ...]:
+        await ctx.append("the deploy key is K-42", key=True, role="user")
+        await ctx.append("nothing to see", tokens=3)
+        return tuple(e.text for e in await ctx.recall("deploy"))
+
+    async def main() -> tuple[list[tuple[str, ...]], list[tuple[str, int, str, int, bool]]]:
+        async with Runtime(config()) as rm:
+            hs = [await rm.submit(writer, agent="w") for _ in range(2)]
+            found = [await h for h in hs]
+
+            async def reader(ctx: TaskContext) -> list[tuple[str, int, str, int, bool]]:
+                return [(e.entry_id, e.seq, e.text, e.tokens, e.key) for e in await ctx.history()]
+
+            history = await (await rm.submit(reader, agent="w"))
+        return found, history
+
+    found, history = asyncio.run(main())
+    assert found == [("the deploy key is K-42",), ("the deploy key is K-42", "the deploy key is K-42")]
+    assert history == [("t0:0", 0, "the deploy key is K-42", 6, True), ("t0:1", 1, "nothing to see", 3, False),
+                       ("t1:2", 2, "the deploy key is K-42", 6, True), ("t1:3", 3, "nothing to see", 3, False)]
+
+
+def test_submit_outside_async_with_is_an_error() -> None:
+    """Submitting to a runtime that is not running raises a RuntimeError that says how to use it."""
+
+    async def main() -> None:
+        rm = Runtime(config())
+        await rm.submit(quick, agent="a")
+
+    with pytest.raises(RuntimeError, match="async with"):
+        asyncio.run(main())
+
+
+def test_bad_lane_class_names_the_field() -> None:
+    """An unknown lane class is refused with a ValueError naming lane_class and the allowed values."""
+
+    async def main() -> None:
+        async with Runtime(config()) as rm:
+            await rm.submit(quick, agent="a", lane_class="urgent")
+
+    with pytest.raises(ValueError, match="lane_class: expected one of interactive, batch, background"):
+        asyncio.run(main())
+
+
+def test_benchmark_command_runs() -> None:
+    """The benchmark command runs end to end on a tiny workload and prints one row per mode."""
+    import contextlib
+    import io
+
+    from agentrm.adapters import bench_runtime
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert bench_runtime.main(["--tasks", "50", "--repeat", "1", "--durable"]) == 0
+    rows = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
+    assert rows == ["semaphore", "runtime", "runtime+sqlite"]

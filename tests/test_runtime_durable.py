@@ -17,7 +17,7 @@ from agentrm.adapters.store import Store
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig
 from agentrm.kernel.scheduler.lifecycle import Phase
 from agentrm.kernel.scheduler.state import SchedulerState
-from agentrm.kernel.scheduler.transitions import step
+from agentrm.kernel import step
 
 CONFIG = SchedulerConfig(
     lanes=4,
