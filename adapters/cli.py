@@ -308,6 +308,38 @@ _DEMO_SCRIPT: Final[tuple[tuple[str, SchedulerEvent], ...]] = (
 )
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``agentrm bench``: every scenario under every policy, beside the paper's numbers."""
+    from .bench import BenchSettings, dumps, format_report, run_bench
+
+    try:
+        settings = BenchSettings.make(quick=args.quick, seeds=args.seeds)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    started = time.monotonic()
+    tty = sys.stderr.isatty()
+
+    def say(label: str) -> None:
+        if tty:  # stage names on a terminal only; pipes and logs stay clean
+            print(f"agentrm bench: {label} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
+
+    result = run_bench(settings, progress=say)
+    if args.json:
+        sys.stdout.write(dumps(result))
+    else:
+        sys.stdout.write(format_report(result))
+    if args.plot is not None:
+        from .plots import PlotError, write_plots
+
+        say("plots")
+        try:
+            paths = write_plots(result, args.plot)
+        except PlotError as exc:
+            raise _UsageError(str(exc)) from None
+        print(f"plots: {', '.join(str(p) for p in paths)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``agentrm demo``: a short scripted scenario, printing what the kernel decided."""
     del args
@@ -405,6 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="check every invariant at every step of a log; exit 1 on violation")
     chk.add_argument("log")
     chk.set_defaults(func=cmd_check)
+
+    bench = sub.add_parser("bench", help="every built-in scenario under every policy, beside the paper's numbers")
+    bench.add_argument("--json", action="store_true", help="results as JSON with stable, sorted keys")
+    bench.add_argument("--plot", metavar="DIR", help="write PNG figures into DIR (needs matplotlib)")
+    bench.add_argument("--quick", action="store_true", help="one seed, two-minute runs: seconds, for tests")
+    bench.add_argument("--seeds", type=int, nargs="+", metavar="N", help="seeds to run (default 1 2 3)")
+    bench.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="a short scripted scenario showing the kernel's decisions")
     demo.set_defaults(func=cmd_demo)
