@@ -1,5 +1,5 @@
 # Two commands on a fresh machine with Python 3.11 and make:
-#   make demo   -- create the virtualenv, install, run the main job
+#   make demo   -- create the virtualenv, install, run the main job (the benchmark, plots in out/bench)
 #   make test   -- create the virtualenv, install, run the whole suite
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/agentrm demo
+	$(BIN)/agentrm bench --plot out/bench
 
 test: pytest typecheck crosshair
 
