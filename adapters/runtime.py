@@ -71,7 +71,16 @@ from agentrm.kernel.scheduler.events import (
 from agentrm.kernel.scheduler.lifecycle import Phase
 from agentrm.kernel.scheduler.state import SchedulerState
 
-from .eventlog import EventLogWriter, dumps_line, effect_to_json, event_from_json, event_to_json
+from .eventlog import (
+    EventLogReader,
+    EventLogWriter,
+    FormatError,
+    dumps_line,
+    effect_from_json,
+    effect_to_json,
+    event_from_json,
+    event_to_json,
+)
 from .llm import ChatClient, ChatResult, RateLimitedError
 from .snapshot import dump_scheduler_state, load_scheduler_state
 from .store import JournalRecord, Store
@@ -369,7 +378,7 @@ class Runtime:
             self._base_ms = self._state.now_ms
             self._last_ms = self._base_ms
             self._t0 = self._loop.time()
-            self._open_jsonl()
+            await self._open_jsonl()
         except BaseException:
             await self._close_io()
             raise
@@ -693,18 +702,42 @@ class Runtime:
         assert self._loop is not None and self._writer is not None
         return await self._loop.run_in_executor(self._writer, fn)
 
-    def _open_jsonl(self) -> None:
+    async def _open_jsonl(self) -> None:
+        """Open the JSON Lines event log, bringing it up to date from the store's journal.
+
+        The SQLite journal is authoritative: the JSONL file is buffered, so after a
+        crash it may lag (or end in a torn line, which is cut off). Records it lacks are
+        copied from the store; a fresh file next to an existing store gets the whole
+        history, which makes ``journal_jsonl`` also the way to export a store's log.
+        """
         if self._jsonl_path is None:
             return
         path = os.fspath(self._jsonl_path)
-        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+        have = 0
+        if os.path.exists(path):
+            _cut_torn_line(path)
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            if self._store is None:
+                raise ValueError(f"journal_jsonl: {path} already holds an event log; "
+                                 "continuing it needs the durable store that produced it")
+            have = _jsonl_records(path)
+            if have > self._seq:
+                raise ValueError(f"journal_jsonl: {path} has {have} records but the store has {self._seq}; "
+                                 "it is not this store's log")
+            fresh = False
+        else:
+            fresh = True
         stream = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed in _close_io
         self._jsonl = typing.cast(io.TextIOBase, stream)
-        if not fresh and self._seq == 0:
-            stream.close()
-            raise ValueError(f"journal_jsonl: {path} already holds an event log; "
-                             "continuing it needs the durable store that produced it")
-        self._jsonl_writer = EventLogWriter(stream, self.config, write_header=fresh, next_seq=self._seq + 1)
+        writer = EventLogWriter(stream, self.config, write_header=fresh, next_seq=have + 1)
+        self._jsonl_writer = writer
+        if have < self._seq:
+            store = _require(self._store)
+            missing = await self._in_writer(lambda: list(store.journal_after(have)))
+            for r in missing:
+                writer.write(event_from_json(json.loads(r.event), f"journal seq {r.seq} event"),
+                             tuple(effect_from_json(e, f"journal seq {r.seq} effects")
+                                   for e in json.loads(r.effects)))
 
     def _journal(self, event: SchedulerEvent, effects: tuple[SchedulerEffect, ...]) -> None:
         if self._jsonl_writer is not None:
@@ -805,6 +838,27 @@ def restore_state(store: Store, config: SchedulerConfig) -> tuple[SchedulerState
         state = kernel_step(state, event).state
         seq = record.seq
     return state, seq
+
+
+def _cut_torn_line(path: str) -> None:
+    """Cut off a last line that a crash left without its newline (its record is in the store)."""
+    with open(path, "rb+") as raw:
+        data = raw.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            raw.truncate(end)
+
+
+def _jsonl_records(path: str) -> int:
+    """The number of records in an existing, complete event log (validated on the way)."""
+    count = 0
+    try:
+        with open(path, encoding="utf-8", newline="") as stream:
+            for _ in EventLogReader(stream, path):
+                count += 1
+    except FormatError as exc:
+        raise ValueError(f"journal_jsonl: {exc}") from None
+    return count
 
 
 def _missing_agent(agent: str) -> AgentFn:

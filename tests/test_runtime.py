@@ -28,7 +28,6 @@ from agentrm.kernel.scheduler.effects import (
     RefusalReason,
     SchedulerEffect,
     StartTask,
-    YieldTask,
 )
 from agentrm.adapters.llm import ChatClient
 from agentrm.kernel.scheduler.events import RateLimited, SchedulerEvent, Submit

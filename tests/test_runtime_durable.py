@@ -115,7 +115,7 @@ CHILD = textwrap.dedent('''
         return ctx.task_id
 
     async def main():
-        async with Runtime(CONFIG, store=sys.argv[1]) as rm:
+        async with Runtime(CONFIG, store=sys.argv[1], journal_jsonl=sys.argv[3]) as rm:
             handles = [await rm.submit(worker, agent="worker", lane_class="batch", task_id=f"job{{i}}")
                        for i in range(int(sys.argv[2]))]
             print("submitted", flush=True)
@@ -138,7 +138,9 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
     n = 40
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(config=CONFIG))
-    child = subprocess.Popen([sys.executable, str(script), str(db), str(n)], stdout=subprocess.PIPE, text=True)
+    jsonl = tmp_path / "crash.jsonl"
+    child = subprocess.Popen([sys.executable, str(script), str(db), str(n), str(jsonl)],
+                             stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     printed: list[str] = []
     submitted = False
@@ -165,7 +167,7 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
         return ctx.task_id.removesuffix("-retry")
 
     async def resume() -> tuple[list[str], list[str], int, dict[str, Any]]:
-        async with Runtime(CONFIG, store=db, agents={"worker": worker}) as rm:
+        async with Runtime(CONFIG, store=db, agents={"worker": worker}, journal_jsonl=jsonl) as rm:
             interrupted = [t.task_id for t in rm.interrupted]
             retries = [await rm.submit(worker, agent=t.agent, lane_class=t.task_class, task_id=t.task_id + "-retry")
                        for t in rm.interrupted]
@@ -174,6 +176,14 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
         return finished, interrupted, requeued, dict(rm.state.tasks)
 
     finished, interrupted, requeued, tasks = asyncio.run(resume())
+    # The JSONL log, caught up from the store after the crash, replays to the final state.
+    log = read_eventlog(str(jsonl))
+    state = SchedulerState.initial(CONFIG)
+    for record in log.records:
+        result = step(state, record.event)
+        assert result.effects == record.effects, record.seq
+        state = result.state
+    assert dict(state.tasks) == tasks
     assert 1 <= len(interrupted) <= CONFIG.lanes
     assert all(tasks[t].phase is Phase.FAILED for t in interrupted)
     assert requeued == n - len(done_before) - len(interrupted)
