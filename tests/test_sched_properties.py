@@ -41,7 +41,7 @@ from agentrm.kernel import (
 )
 from agentrm.adapters.snapshot import SnapshotError, dump_scheduler_state, load_scheduler_state
 from agentrm.kernel.scheduler.gate import rates
-from agentrm.kernel.scheduler.state import SCALE
+from agentrm.kernel.scheduler.state import SCALE, derive_lane_deadlines, derive_running_by_class
 
 
 def fold(config: SchedulerConfig, events: list[SchedulerEvent]) -> Iterator[tuple[SchedulerState, SchedulerEvent, SchedulerState, tuple[object, ...]]]:
@@ -62,7 +62,7 @@ def final(config: SchedulerConfig, events: list[SchedulerEvent]) -> SchedulerSta
 
 
 def counters_consistent(s: SchedulerState) -> None:
-    """The stored counters agree with the tasks, queues and lanes they summarize."""
+    """The stored counters and derived indexes agree with the tasks, queues and lanes they summarize."""
     records = list(s.tasks.values())
     waiting = [t for t in records if t.phase is Phase.WAITING]
     running = [t for t in records if t.phase is Phase.RUNNING]
@@ -74,6 +74,8 @@ def counters_consistent(s: SchedulerState) -> None:
     for t in waiting:
         q = s.queues[(t.level, t.task_class, t.provider)]
         assert q.items[t.queue_pos] == t.task_id
+    assert s.lane_deadlines == derive_lane_deadlines(s)
+    assert s.running_by_class == derive_running_by_class(s)
 
 
 @given(configs_and_events())

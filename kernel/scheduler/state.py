@@ -155,7 +155,16 @@ class SchedulerState:
     * ``live`` -- number of non-terminal tasks (WAITING or RUNNING);
     * ``next_submit_seq`` / ``next_enqueue_seq`` -- the next submission / enqueue number;
     * ``next_boost_ms`` -- the next boost instant (a multiple of ``boost_period_ms``);
-    * ``last_wake_ms`` -- the last deadline announced with ``WakeAt`` (None before any).
+    * ``last_wake_ms`` -- the last deadline announced with ``WakeAt`` (None before any);
+    * ``lane_deadlines`` -- derived index: ``lane_deadlines[i]`` is the reap deadline of
+      the task on lane ``i`` (the earlier of ``last_progress_ms + idle_ms_reap`` and,
+      when limited, ``started_ms + run_ms_limit``), or None for a free lane, so reaping
+      and the wake-up compare ints instead of looking tasks up;
+    * ``running_by_class`` -- derived index: running tasks per class, in ``TaskClass``
+      order (the lane-reservation check).
+
+    The two derived fields are computed from the others when not given, so a state
+    built by hand (or loaded from a snapshot, which omits them) is always consistent.
     """
 
     config: SchedulerConfig
@@ -173,6 +182,12 @@ class SchedulerState:
     next_enqueue_seq: int
     next_boost_ms: int
     last_wake_ms: int | None
+    lane_deadlines: tuple[int | None, ...] = attrs.field(
+        default=attrs.Factory(lambda self: derive_lane_deadlines(self), takes_self=True)
+    )
+    running_by_class: tuple[int, int, int] = attrs.field(
+        default=attrs.Factory(lambda self: derive_running_by_class(self), takes_self=True)
+    )
 
     @classmethod
     def initial(cls, config: SchedulerConfig) -> SchedulerState:
@@ -197,3 +212,23 @@ class SchedulerState:
             next_boost_ms=config.boost_period_ms,
             last_wake_ms=None,
         )
+
+
+def reap_deadline(config: SchedulerConfig, task: TaskRecord) -> int:
+    """When a running ``task`` becomes a zombie: idle limit, or run limit if earlier."""
+    cc = config.class_config(task.task_class)
+    deadline = task.last_progress_ms + cc.idle_ms_reap
+    if cc.run_ms_limit > 0 and task.started_ms is not None:
+        deadline = min(deadline, task.started_ms + cc.run_ms_limit)
+    return deadline
+
+
+def derive_lane_deadlines(state: SchedulerState) -> tuple[int | None, ...]:
+    """``lane_deadlines`` recomputed from the lanes and the tasks on them."""
+    return tuple(None if tid is None else reap_deadline(state.config, state.tasks[tid]) for tid in state.lanes)
+
+
+def derive_running_by_class(state: SchedulerState) -> tuple[int, int, int]:
+    """``running_by_class`` recomputed from the lanes."""
+    classes = [state.tasks[tid].task_class for tid in state.lanes if tid is not None]
+    return (classes.count(TaskClass.INTERACTIVE), classes.count(TaskClass.BATCH), classes.count(TaskClass.BACKGROUND))

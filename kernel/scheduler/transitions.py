@@ -37,7 +37,7 @@ from .gate import (
     refill_gate,
 )
 from .lifecycle import Move, Phase, next_phase
-from .state import FifoQueue, GateState, QueueKey, SchedulerState, TaskRecord
+from .state import FifoQueue, GateState, QueueKey, SchedulerState, TaskRecord, reap_deadline
 
 SchedStep = Step[SchedulerState, SchedulerEffect]
 """What every scheduler transition returns."""
@@ -131,7 +131,7 @@ class _Draft:
     __slots__ = (
         "config", "now_ms", "tasks", "children", "queues", "lanes", "gates", "admission_window",
         "admissions", "waiting", "live", "next_submit_seq", "next_enqueue_seq", "next_boost_ms",
-        "last_wake_ms", "effects",
+        "last_wake_ms", "lane_deadlines", "running", "effects",
     )
 
     def __init__(self, s: SchedulerState) -> None:
@@ -150,6 +150,8 @@ class _Draft:
         self.next_enqueue_seq: int = s.next_enqueue_seq
         self.next_boost_ms: int = s.next_boost_ms
         self.last_wake_ms: int | None = s.last_wake_ms
+        self.lane_deadlines: list[int | None] = list(s.lane_deadlines)
+        self.running: list[int] = list(s.running_by_class)
         self.effects: list[SchedulerEffect] = []
 
     def freeze(self) -> SchedulerState:
@@ -158,6 +160,7 @@ class _Draft:
             self.config, self.now_ms, self.tasks, self.children, self.queues, tuple(self.lanes),
             self.gates, self.admission_window, self.admissions, self.waiting, self.live,
             self.next_submit_seq, self.next_enqueue_seq, self.next_boost_ms, self.last_wake_ms,
+            tuple(self.lane_deadlines), (self.running[0], self.running[1], self.running[2]),
         )
 
 
@@ -213,7 +216,7 @@ def _submit_refusal(d: _Draft, ev: Submit) -> RefusalReason | None:
 def _on_heartbeat(d: _Draft, ev: Heartbeat) -> None:
     t = _task_or_refuse(d, ev.task_id, running_only=True)
     if t is not None:
-        d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, last_progress_ms=d.now_ms))
+        _set_running(d, attrs.evolve(t, last_progress_ms=d.now_ms))
 
 
 def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
@@ -244,7 +247,7 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
         return
     gate, charged = charge_gate(gate, provider, t.demand_tokens)
     d.gates = d.gates.set(t.provider, gate)
-    d.tasks = d.tasks.set(t.task_id, attrs.evolve(t, charged_tokens=charged))
+    _set_running(d, attrs.evolve(t, charged_tokens=charged))
 
 
 def _on_task_finished(d: _Draft, ev: TaskFinished) -> None:
@@ -335,21 +338,17 @@ def _boost(d: _Draft) -> None:
 
 def _reap(d: _Draft) -> None:
     """Reap running zombies in lane order, then cancel their live descendants."""
-    now, cfg = d.now_ms, d.config
+    now = d.now_ms
     reaped: list[str] = []
-    for tid in list(d.lanes):
-        if tid is None:
+    for lane, deadline in enumerate(d.lane_deadlines):
+        if deadline is None or deadline > now:
             continue
+        tid = d.lanes[lane]
+        assert tid is not None, "a lane with a deadline holds a task"
         t = d.tasks[tid]
-        cc = cfg.class_config(t.task_class)
-        if now - t.last_progress_ms >= cc.idle_ms_reap:
-            reason = CancelReason.IDLE
-        elif cc.run_ms_limit > 0 and t.started_ms is not None and now - t.started_ms >= cc.run_ms_limit:
-            reason = CancelReason.RUN_LIMIT
-        else:
-            continue
+        idle = now - t.last_progress_ms >= d.config.class_config(t.task_class).idle_ms_reap
         _end(d, t, Move.REAP)
-        d.effects.append(CancelTask(tid, reason))
+        d.effects.append(CancelTask(tid, CancelReason.IDLE if idle else CancelReason.RUN_LIMIT))
         reaped.append(tid)
     if reaped:
         _cascade(d, tuple(reaped))
@@ -375,42 +374,35 @@ def _dispatchable_exists(d: _Draft, below_level: int, freeing: TaskRecord) -> bo
 def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) -> TaskRecord | None:
     """The dispatchable queue head with the lowest (level, enqueue number) under ``below_level``.
 
-    ``freeing`` is a running task counted as if its lane were already free.
+    ``freeing`` is a running task counted as if its lane were already free. The scan
+    visits the non-empty queues in map order, which depends on string hashing, but the
+    choice cannot: enqueue numbers are unique, so (level, enqueue number) is a total
+    order and the minimum is the same whatever the visiting order.
     """
-    cfg, now = d.config, d.now_ms
-    may_take = _classes_that_may_take_a_lane(d, freeing)
-    for level in range(below_level):
-        best: TaskRecord | None = None
-        for cls in _CLASSES:
-            if not may_take[cls]:
-                continue
-            for p in cfg.providers:
-                q = d.queues.get((level, cls, p.name))
-                if q is None:
-                    continue
-                head = q.peek()
-                assert head is not None, "empty queues are removed"
-                t = d.tasks[head]
-                if (best is None or t.enqueue_seq < best.enqueue_seq) and gate_admits(
-                    d.gates[p.name], p, t.demand_tokens, now
-                ):
-                    best = t
-        if best is not None:
-            return best
-    return None
+    cfg, now, tasks, gates = d.config, d.now_ms, d.tasks, d.gates
+    allowed = _classes_that_may_take_a_lane(d, freeing)
+    best: TaskRecord | None = None
+    for (level, cls, provider), q in d.queues.items():
+        if level >= below_level or cls not in allowed:
+            continue
+        t = tasks[q.items[q.head]]
+        if best is not None and (level, t.enqueue_seq) >= (best.level, best.enqueue_seq):
+            continue
+        if gate_admits(gates[provider], _provider(cfg, provider), t.demand_tokens, now):
+            best = t
+    return best
 
 
-def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> dict[TaskClass, bool]:
+def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> tuple[TaskClass, ...]:
     """Class c may take a free lane iff r_c < R_c or the shared lanes are not all used."""
     cfg = d.config
-    running = dict.fromkeys(_CLASSES, 0)
-    for tid in d.lanes:
-        if tid is not None and (freeing is None or tid != freeing.task_id):
-            running[d.tasks[tid].task_class] += 1
-    reserved = {c: cfg.class_config(c).reserved_lanes for c in _CLASSES}
-    shared = cfg.lanes - sum(reserved.values())
-    shared_used = sum(max(0, running[c] - reserved[c]) for c in _CLASSES)
-    return {c: running[c] < reserved[c] or shared_used < shared for c in _CLASSES}
+    running = list(d.running)
+    if freeing is not None:
+        running[_CLASSES.index(freeing.task_class)] -= 1
+    reserved = [cfg.class_config(c).reserved_lanes for c in _CLASSES]
+    shared = cfg.lanes - sum(reserved)
+    shared_used = sum(max(0, r - res) for r, res in zip(running, reserved))
+    return tuple(c for c, r, res in zip(_CLASSES, running, reserved) if r < res or shared_used < shared)
 
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
@@ -425,7 +417,8 @@ def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
         slice_start_ms=now, last_progress_ms=now, charged_tokens=charged,
     )
     d.lanes[lane] = t.task_id
-    d.tasks = d.tasks.set(t.task_id, t)
+    d.running[_CLASSES.index(t.task_class)] += 1
+    _set_running(d, t)
     d.effects.append(StartTask(t.task_id, lane, t.level))
 
 
@@ -443,35 +436,21 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
     """The earliest deadline after ``now``: boost, reap limits, gate re-opening for a head."""
     if s.live == 0:
         return None
-    cfg, now = s.config, s.now_ms
+    cfg, now, tasks = s.config, s.now_ms, s.tasks
     candidates = [s.next_boost_ms]
-    for tid in s.lanes:
-        if tid is not None:
-            t = s.tasks[tid]
-            cc = cfg.class_config(t.task_class)
-            candidates.append(t.last_progress_ms + cc.idle_ms_reap)
-            if cc.run_ms_limit > 0 and t.started_ms is not None:
-                candidates.append(t.started_ms + cc.run_ms_limit)
+    candidates.extend(x for x in s.lane_deadlines if x is not None)
     if s.waiting:
+        # The smallest head demand per provider; min() does not depend on the map's order.
+        smallest: dict[str, int] = {}
+        for (_, _, provider), q in s.queues.items():
+            demand = tasks[q.items[q.head]].demand_tokens
+            if demand < smallest.get(provider, demand + 1):
+                smallest[provider] = demand
         for p in cfg.providers:
-            demand = _smallest_head_demand(s, p)
-            if demand is not None:
-                candidates.append(gate_earliest_admit_ms(s.gates[p.name], p, demand, now))
+            if p.name in smallest:
+                candidates.append(gate_earliest_admit_ms(s.gates[p.name], p, smallest[p.name], now))
     future = [c for c in candidates if c > now]
     return min(future) if future else None
-
-
-def _smallest_head_demand(s: SchedulerState | _Draft, p: ProviderConfig) -> int | None:
-    smallest: int | None = None
-    for level in range(s.config.levels):
-        for cls in _CLASSES:
-            q = s.queues.get((level, cls, p.name))
-            if q is not None:
-                head = q.peek()
-                assert head is not None, "empty queues are removed"
-                demand = s.tasks[head].demand_tokens
-                smallest = demand if smallest is None else min(smallest, demand)
-    return smallest
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -526,6 +505,15 @@ def _dequeue(d: _Draft, t: TaskRecord) -> None:
 def _release_lane(d: _Draft, t: TaskRecord) -> None:
     assert t.lane is not None and d.lanes[t.lane] == t.task_id, "a running task holds its lane"
     d.lanes[t.lane] = None
+    d.lane_deadlines[t.lane] = None
+    d.running[_CLASSES.index(t.task_class)] -= 1
+
+
+def _set_running(d: _Draft, t: TaskRecord) -> None:
+    """Store a running task's record and its lane's reap deadline."""
+    assert t.lane is not None
+    d.tasks = d.tasks.set(t.task_id, t)
+    d.lane_deadlines[t.lane] = reap_deadline(d.config, t)
 
 
 def _end(d: _Draft, t: TaskRecord, move: Move) -> None:
