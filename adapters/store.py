@@ -589,6 +589,26 @@ class Store:
             )
         return cur.rowcount
 
+    def verify(self) -> None:
+        """Check the whole file: SQLite's integrity check and the full-text index's.
+
+        ``open`` only validates the header and the schema; damage deeper in the file
+        surfaces as ``sqlite3.DatabaseError`` from whichever call reads it. This reads
+        everything (O(file size)) and raises :class:`StoreError` naming the file and
+        the first problems found.
+        """
+        try:
+            problems = [r[0] for r in self.db.execute("PRAGMA integrity_check(10)")]
+            if problems == ["ok"]:
+                with _write(self.db):
+                    self.db.execute(
+                        "INSERT INTO entries_fts(entries_fts) VALUES ('integrity-check')"
+                    )
+                return
+        except sqlite3.DatabaseError as e:
+            problems = [str(e)]
+        raise StoreError(f"{self.path}: damaged: {'; '.join(problems)}")
+
     # ---------------------------------------------------------------- checks
 
     def _check_agent(self, agent: object) -> None:

@@ -569,3 +569,19 @@ def test_processes_creating_the_same_store_at_once_all_succeed(tmp_path: pathlib
     assert [p.wait() for p in procs] == [0, 0, 0]
     with Store.open(path, create=False) as s:
         assert s.archive_agents() == ("agent-0", "agent-1", "agent-2")
+
+
+def test_verify_finds_damage_that_open_cannot_see(tmp_path: pathlib.Path) -> None:
+    """A store with a garbled data page opens, and verify() reports the damage by file name."""
+    path = tmp_path / "agents.db"
+    with Store.create(path) as s:
+        s.archive("a", [entry(i, f"entry number {i} " * 20) for i in range(300)])
+        s.verify()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 10 * page
+    data[5 * page : 6 * page] = bytes(range(256)) * (page // 256)
+    path.write_bytes(bytes(data))
+    with Store.open(path, create=False) as s, pytest.raises(StoreError) as err:
+        s.verify()
+    assert str(err.value).startswith(f"{path}: damaged: ")
