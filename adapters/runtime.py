@@ -446,6 +446,26 @@ class Runtime:
             await self._durable(seq)
         return handle
 
+    async def resubmit(self, task: RecoveredTask, fn: AgentFn | None = None, *,
+                       task_id: str | None = None) -> TaskHandle[Any]:
+        """Submit an interrupted task again, as a new task (default id: ``<old id>-retry``).
+
+        ``fn`` defaults to the function registered for its agent in ``agents=``. It keeps
+        its class and provider; it keeps its parent only while that parent is still live
+        (a sub-agent of a parent that ended runs as a root task).
+        """
+        if fn is None:
+            if task.agent not in self._agents:
+                raise LookupError(f"agents: no function registered for agent {task.agent!r}; pass fn=")
+            fn = self._agents[task.agent]
+        parent = task.parent
+        if parent is not None:
+            record = self._state.tasks.get(parent)
+            if record is None or record.phase.terminal:
+                parent = None
+        return await self.submit(fn, agent=task.agent, lane_class=task.task_class, provider=task.provider,
+                                 parent=parent, task_id=task.task_id + "-retry" if task_id is None else task_id)
+
     async def sync(self) -> None:
         """Return once every kernel step so far is committed to the store (no-op in memory)."""
         if self._store is not None:

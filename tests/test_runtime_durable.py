@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +13,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from agentrm.adapters.eventlog import read_eventlog
+import pytest
+
+from agentrm.adapters.eventlog import event_from_json, read_eventlog
 from agentrm.adapters.runtime import Runtime, TaskContext, TaskFailedError, TaskReaped, restore_state
 from agentrm.adapters.store import Store
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig
@@ -69,8 +73,6 @@ def test_store_restores_the_exact_kernel_state(tmp_path: Path) -> None:
         restored, seq = restore_state(store, CONFIG)
         folded = SchedulerState.initial(CONFIG)
         records = list(store.journal_after(0))
-        from agentrm.adapters.eventlog import event_from_json
-        import json
         for r in records:
             folded = step(folded, event_from_json(json.loads(r.event))).state
         entries = store.archived("ag0") + store.archived("ag1")
@@ -169,8 +171,7 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
     async def resume() -> tuple[list[str], list[str], int, dict[str, Any]]:
         async with Runtime(CONFIG, store=db, agents={"worker": worker}, journal_jsonl=jsonl) as rm:
             interrupted = [t.task_id for t in rm.interrupted]
-            retries = [await rm.submit(worker, agent=t.agent, lane_class=t.task_class, task_id=t.task_id + "-retry")
-                       for t in rm.interrupted]
+            retries = [await rm.resubmit(t) for t in rm.interrupted]
             finished = [await h for h in rm.restored.values()] + [await h for h in retries]
             requeued = len(rm.restored)
         return finished, interrupted, requeued, dict(rm.state.tasks)
@@ -196,3 +197,36 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
     assert set(printed) <= set(ids)  # every append that returned before the kill is stored
     # After the restart each re-run or resubmitted job wrote its three entries.
     assert len(entries) >= len(printed) + 3 * (len(finished))
+
+
+def test_bulk_submit_then_sync_is_durable(tmp_path: Path) -> None:
+    """Submissions made with wait_durable=False are all in the store's journal once sync() returns."""
+    db = tmp_path / "bulk.db"
+
+    async def wait_forever(ctx: TaskContext) -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> int:
+        async with Runtime(CONFIG, store=db, shutdown="cancel") as rm:
+            for i in range(50):
+                await rm.submit(wait_forever, agent="w", lane_class="batch", task_id=f"b{i}", wait_durable=False)
+            await rm.sync()
+            with Store.open(db, create=False) as reader:  # a second connection sees only committed data
+                restored, _ = restore_state(reader, CONFIG)
+            return len(restored.tasks)
+
+    assert asyncio.run(main()) == 50
+
+
+def test_store_with_another_config_is_refused(tmp_path: Path) -> None:
+    """Opening a store with a different scheduler config fails, naming the file, instead of folding a wrong history."""
+    db = tmp_path / "cfg.db"
+
+    async def run(cfg: SchedulerConfig) -> None:
+        async with Runtime(cfg, store=db):
+            pass
+
+    asyncio.run(run(CONFIG))
+    other = SchedulerConfig(lanes=5, providers=CONFIG.providers)
+    with pytest.raises(ValueError, match=re.escape(f"{db}: config differs")):
+        asyncio.run(run(other))
