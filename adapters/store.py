@@ -309,6 +309,8 @@ class Store:
                     f"{self.path}: agent {agent!r} entry_id {e.entry_id!r} appears at seq "
                     f"{ids[e.entry_id]} and seq {e.seq} in one batch"
                 )
+        if not batch:
+            return 0
         with _write(self.db):
             agent_id = self._ensure_agent(agent)
             existing = self._existing(agent, agent_id, batch, ids)
