@@ -134,8 +134,14 @@ def pool(results: Sequence[SimResult]) -> SimResult:
 
 
 @attrs.frozen
-class Capacity:
-    """The capacity bound of a set of runs (see the module docstring)."""
+class CapacityBound:
+    """The capacity bound of a set of runs (see the module docstring), as a task count.
+
+    Unlike :class:`~.metrics.Capacity` (rates from the workload's averages: every
+    healthy arrival, total service time over the lanes), this one is a strict upper
+    bound: it drops tasks that cannot finish before the horizon and counts the
+    cheapest tasks first, which is what a scheduler chasing throughput would do.
+    """
 
     completable: int
     """Healthy tasks whose service time fits between arrival and horizon."""
@@ -164,7 +170,7 @@ def _fit(costs: Iterable[int], budget: int) -> int:
     return n
 
 
-def capacity(workload: Workload) -> Capacity:
+def capacity_bound(workload: Workload) -> CapacityBound:
     """The capacity bound of one workload (one provider, a fixed horizon)."""
     h = workload.header
     horizon = h.horizon_ms
@@ -188,12 +194,12 @@ def capacity(workload: Workload) -> Capacity:
         req_d += len(t.steps) * run // service
         tok_d += sum(s.tokens for s in t.steps) * run // service
     demand = max(lane_d * 1000 // max(1, lane_ms), req_d * 1000 // max(1, reqs), tok_d * 1000 // max(1, toks))
-    return Capacity(len(ok), by_lanes, by_requests, by_tokens, min(len(ok), by_lanes, by_requests, by_tokens),
+    return CapacityBound(len(ok), by_lanes, by_requests, by_tokens, min(len(ok), by_lanes, by_requests, by_tokens),
                     horizon, demand)
 
 
-def _sum_capacity(caps: Sequence[Capacity]) -> Capacity:
-    return Capacity(
+def _sum_capacity_bound(caps: Sequence[CapacityBound]) -> CapacityBound:
+    return CapacityBound(
         sum(c.completable for c in caps), sum(c.by_lanes for c in caps), sum(c.by_requests for c in caps),
         sum(c.by_tokens for c in caps), sum(c.bound for c in caps), sum(c.duration_ms for c in caps),
         sum(c.offered_load_permille for c in caps) // len(caps),
@@ -210,7 +216,7 @@ class ScenarioRun:
     pooled: tuple[Metrics, ...]
     per_seed: tuple[tuple[Metrics, ...], ...]
     """``per_seed[i][j]``: seed ``seeds[i]``, policy ``POLICIES[j]``."""
-    capacity: Capacity
+    capacity: CapacityBound
     results: tuple[SimResult, ...]
     """Seed ``seeds[0]``'s raw results, per policy (for the lane-occupancy plot)."""
     pooled_results: tuple[SimResult, ...]
@@ -225,10 +231,10 @@ def run_scenario(name: str, params: ScenarioParams, seeds: Sequence[int],
     """Simulate scenario ``name`` with ``params`` for every seed and policy."""
     per_policy: list[list[SimResult]] = [[] for _ in policies]
     per_seed: list[tuple[Metrics, ...]] = []
-    caps: list[Capacity] = []
+    caps: list[CapacityBound] = []
     for seed in seeds:
         workload = generate(name, seed, params)
-        caps.append(capacity(workload))
+        caps.append(capacity_bound(workload))
         row: list[Metrics] = []
         for j, policy in enumerate(policies):
             result = simulate(workload, _policy(policy, workload))
@@ -237,7 +243,7 @@ def run_scenario(name: str, params: ScenarioParams, seeds: Sequence[int],
         per_seed.append(tuple(row))
     pooled_results = tuple(pool(rs) for rs in per_policy)
     return ScenarioRun(name, params, tuple(seeds), tuple(metrics_mod.compute(r) for r in pooled_results),
-                       tuple(per_seed), _sum_capacity(caps), tuple(rs[0] for rs in per_policy), pooled_results)
+                       tuple(per_seed), _sum_capacity_bound(caps), tuple(rs[0] for rs in per_policy), pooled_results)
 
 
 # --------------------------------------------------------------------------- targets
@@ -412,7 +418,7 @@ class SweepPoint:
 def load_knob(seeds: Sequence[int], horizon_s: int) -> float:
     """The paper scenario's offered load (as a fraction of capacity) at arrival knob 1.0."""
     p = ScenarioParams(horizon_s=horizon_s)
-    loads = [capacity(generate("paper", seed, p)).offered_load_permille for seed in seeds]
+    loads = [capacity_bound(generate("paper", seed, p)).offered_load_permille for seed in seeds]
     return sum(loads) / len(loads) / 1000
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agentrm.adapters.bench import Capacity, capacity
+from agentrm.adapters.bench import CapacityBound, capacity_bound
 from agentrm.adapters.cli import main
 from agentrm.adapters.plots import FILES
 from agentrm.adapters.scenarios import PROVIDER
@@ -124,9 +124,9 @@ def test_capacity_bound_takes_the_tightest_resource() -> None:
         _task("hung", 0, (1_000,), fault=Fault.HANG),
         _task("after", 61_000, (1_000,)),             # arrives after the horizon
     )
-    cap = capacity(Workload(header, tasks))
+    cap = capacity_bound(Workload(header, tasks))
     # Offered: lane demand 20+5+15+2+5(late, clipped)+1 = 48 s of 120 -> 400; requests 2+1+3+2+0(late: 5/10 of 1,
     # floored)+1 = 9 of 7 -> 1285; tokens far below the limit.
-    assert cap == Capacity(completable=4, by_lanes=4, by_requests=3, by_tokens=4, bound=3, duration_ms=60_000,
+    assert cap == CapacityBound(completable=4, by_lanes=4, by_requests=3, by_tokens=4, bound=3, duration_ms=60_000,
                            offered_load_permille=1285)
     assert cap.per_min == 3.0
