@@ -19,6 +19,7 @@ from agentrm.adapters.summarize import (
     PROMPT_OVERHEAD_TOKENS,
     ExtractiveSummarizer,
     LLMSummarizer,
+    Summarizer,
     SummaryResult,
     count_tokens,
     input_tokens,
@@ -187,3 +188,19 @@ def test_llm_summarizer_sends_the_entries_and_bills_reported_usage() -> None:
     assert sent[0][1]["content"] == "\n".join(f"{r}: {t}" for r, t in MIGRATION[:2])
     assert asyncio.run(LLMSummarizer(fake_chat(5))(())) == SummaryResult("", 0)
     assert len(sent) == 2
+
+
+def test_both_summarizers_satisfy_the_protocol() -> None:
+    """The extractive and the LLM summarizer are both usable where a Summarizer is expected."""
+
+    async def chat(messages: Sequence[Mapping[str, Any]]) -> FakeReply:
+        return FakeReply("s", 7)
+
+    summarizers: list[Summarizer] = [ExtractiveSummarizer(), LLMSummarizer(chat)]
+    entries = entries_of(MIGRATION[:1])
+    results = [asyncio.run(_call(s, entries)) for s in summarizers]
+    assert results == [ExtractiveSummarizer().summarize(entries), SummaryResult("s", 7)]
+
+
+async def _call(s: Summarizer, entries: Sequence[Entry]) -> SummaryResult:
+    return await s(entries)
