@@ -73,7 +73,7 @@ def context_step(state: ContextState, event: ContextEvent) -> ContextStep:
         agent = "" if isinstance(event, ContextTick) else event.agent
         return _refuse(state, agent, R.CLOCK_WENT_BACKWARDS, f"at_ms {event.at_ms} < now_ms {state.now_ms}")
     if event.at_ms != state.now_ms:
-        state = attrs.evolve(state, now_ms=event.at_ms)
+        state = ContextState(state.config, event.at_ms, state.agents)
     match event:
         case Append():
             return _append(state, event)
@@ -228,7 +228,7 @@ def _append(state: ContextState, ev: Append) -> ContextStep:
     effects: _Effects = ()
     if ctx.hot_tokens > state.config.hot_budget_tokens:
         ctx, effects = _start_compaction(ctx, state.config)
-    slot = attrs.evolve(slot, context=ctx, ids=slot.ids.set(ev.entry_id, entry.seq), last_active_ms=state.now_ms)
+    slot = AgentSlot(slot.phase, state.now_ms, ctx, slot.stub, slot.ids.set(ev.entry_id, entry.seq))
     return Step(_put(state, ev.agent, slot), effects)
 
 
@@ -506,7 +506,8 @@ def _ctx(slot: AgentSlot) -> AgentContext:
 
 
 def _put(state: ContextState, agent: str, slot: AgentSlot) -> ContextState:
-    return attrs.evolve(state, agents=state.agents.set(agent, slot))
+    # Direct construction: attrs.evolve costs several microseconds per call on the hot path.
+    return ContextState(state.config, state.now_ms, state.agents.set(agent, slot))
 
 
 def _index(ctx: AgentContext) -> immutables.Map[str, int]:
