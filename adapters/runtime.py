@@ -355,7 +355,7 @@ class Runtime:
         self._flushed_seq = 0
         self._since_snapshot = 0
         self._jsonl: io.TextIOBase | None = None
-        self._jsonl_writer: Any = None
+        self._jsonl_writer: EventLogWriter | None = None
         self._entry_seq: dict[str, int] = {}
         self._memory_context: dict[str, list[Entry]] = {}
         self._context_lock = asyncio.Lock()
@@ -539,7 +539,7 @@ class Runtime:
                     return
                 rec.cancel_reason = reason
                 if rec.atask is None:
-                    self._settle(rec, exc=TaskReaped(tid, reason))
+                    self._settle(rec, exc=self._cancelled_error(rec))
                 elif not rec.atask.done():
                     rec.atask.cancel()
             case WakeAt(at_ms=at_ms):
@@ -580,10 +580,8 @@ class Runtime:
         try:
             result = await rec.fn(rec.ctx)
         except asyncio.CancelledError:
-            if rec.cancel_reason is not None:
-                self._settle(rec, exc=TaskReaped(tid, rec.cancel_reason))
-            elif self._closing:
-                self._settle(rec, exc=TaskInterrupted(tid, SHUTDOWN))
+            if rec.cancel_reason is not None or self._closing:
+                self._settle(rec, exc=self._cancelled_error(rec))
             else:  # cancelled from inside the agent: the agent ended without a result
                 self._fail(rec, "cancelled", TaskInterrupted(tid, "cancelled"))
         except Exception as exc:  # noqa: BLE001 - any agent error is a failed task, not ours
@@ -596,6 +594,13 @@ class Runtime:
                 self._settle(rec, exc=TaskReaped(tid, rec.cancel_reason))
             else:
                 self._settle(rec, result=result)
+
+    def _cancelled_error(self, rec: _Rec) -> TaskError:
+        """Why a cancelled task ended: the kernel's reason, except a cascade caused by shutdown."""
+        reason = rec.cancel_reason
+        if reason is None or (self._closing and reason is CancelReason.PARENT_REAPED):
+            return TaskInterrupted(rec.task_id, SHUTDOWN)
+        return TaskReaped(rec.task_id, reason)
 
     def _fail(self, rec: _Rec, error: str, exc: TaskError) -> None:
         record = self._state.tasks.get(rec.task_id)
@@ -818,6 +823,8 @@ class Runtime:
         text = dump_scheduler_state(state)
         store = _require(self._store)
         await self._in_writer(lambda: store.save_snapshot(seq, text))
+        # Keep two: the newest, and one before it in case the newest is ever unreadable.
+        await self._in_writer(lambda: store.prune_snapshots(keep=2))
         self._since_snapshot = 0
 
     async def _close_io(self) -> None:

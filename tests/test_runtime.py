@@ -17,6 +17,7 @@ from agentrm.adapters.runtime import (
     Runtime,
     TaskContext,
     TaskFailedError,
+    TaskHandle,
     TaskInterrupted,
     TaskReaped,
     TaskRefused,
@@ -201,10 +202,17 @@ def test_cancel_shutdown_leaves_no_orphan_tasks() -> None:
     async def wait_forever(ctx: TaskContext) -> None:
         await asyncio.Event().wait()
 
+    kids: list[TaskHandle[None]] = []
+
+    async def parent(ctx: TaskContext) -> None:
+        kids.extend([await ctx.spawn(wait_forever, agent="kid") for _ in range(2)])
+        await asyncio.Event().wait()
+
     async def main() -> tuple[list[str], dict[str, Phase], int]:
         async with Runtime(config(lanes=2), shutdown="cancel") as rm:
-            handles = [await rm.submit(wait_forever, agent="a") for _ in range(4)]
+            handles = [await rm.submit(parent if i == 0 else wait_forever, agent="a") for i in range(4)]
             await asyncio.sleep(0.01)
+        handles += kids
         kinds = []
         for h in handles:
             try:
@@ -215,8 +223,9 @@ def test_cancel_shutdown_leaves_no_orphan_tasks() -> None:
         return kinds, phases(rm), len(others)
 
     kinds, ph, orphans = asyncio.run(main())
-    assert kinds == ["TaskInterrupted"] * 4
-    assert ph == {f"t{i}": Phase.FAILED for i in range(4)}
+    assert kinds == ["TaskInterrupted"] * 6
+    # Sub-agents of a task failed at shutdown are cancelled by the kernel's cascade.
+    assert ph == {**{f"t{i}": Phase.FAILED for i in range(4)}, "t4": Phase.CANCELLED, "t5": Phase.CANCELLED}
     assert orphans == 0
 
 
