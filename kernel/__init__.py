@@ -73,6 +73,7 @@ from .context import (
     context_step,
     context_tick,
     hibernate,
+    next_hibernate_ms,
     recall,
     visible_context,
 )
@@ -92,5 +93,5 @@ __all__ = [
     "ContextState", "ContextTick", "Entry", "Hibernate", "LoadContext", "Loaded", "LoadFailed",
     "PersistContext", "Persisted", "PersistFailed", "Recall", "RequestSummary", "SearchArchive",
     "SearchFound", "Summarized", "Summary", "append", "choose_victims", "compact", "context_step",
-    "context_tick", "hibernate", "recall", "visible_context", "ContextPhase",
+    "context_tick", "hibernate", "next_hibernate_ms", "recall", "visible_context", "ContextPhase",
 ]

@@ -41,6 +41,7 @@ from agentrm.kernel.context import (
     choose_victims,
     context_step,
     hibernate,
+    next_hibernate_ms,
     recall,
     visible_context,
 )
@@ -278,6 +279,17 @@ def test_tick_hibernates_idle_agents_by_id() -> None:
                                   a=AgentSlot(Phase.HIBERNATING, 500, ctx, None, ids(E(0))),
                                   b=AgentSlot(Phase.HIBERNATING, 0, as_agent(ctx, "b"), None, ids(E(0))),
                                   c=AgentSlot(Phase.RESIDENT, 900, as_agent(ctx, "c"), None, ids(E(0))))
+
+
+def test_next_hibernate_ms_is_the_earliest_idle_deadline() -> None:
+    """next_hibernate_ms is the earliest last activity plus idle_ms_hibernate, and the
+    tick at that instant hibernates exactly that agent."""
+    first = run([Append(0, "b", "e0", "user", "t0", 3), Append(500, "a", "e0", "user", "t0", 3)])
+    assert next_hibernate_ms(first.state) == 1_000
+    assert [type(e).__name__ for e in context_step(first.state, ContextTick(999)).effects] == []
+    assert context_step(first.state, ContextTick(1_000)).effects == (
+        PersistContext("b", AgentContext("b", next_seq=1, hot=(E(0),))),)
+    assert next_hibernate_ms(ContextState.initial(CFG)) is None
 
 
 def as_agent(ctx: AgentContext, agent: str) -> AgentContext:

@@ -45,6 +45,7 @@ from .transitions import (
     context_tick,
     hibernate,
     idle_agents,
+    next_hibernate_ms,
     recall,
     visible_context,
 )
@@ -60,6 +61,6 @@ __all__ = [
     "PHASE_TABLE", "InputKind", "outcome",
     "AgentContext", "AgentSlot", "Compaction", "ContextState", "Phase", "Stub", "SummaryRequest",
     "ContextStep", "VisibleItem", "append", "choose_victims", "compact", "context_step",
-    "context_tick", "hibernate", "idle_agents", "recall", "visible_context",
+    "context_tick", "hibernate", "idle_agents", "next_hibernate_ms", "recall", "visible_context",
     "Entry", "Summary",
 ]

@@ -171,6 +171,18 @@ def _position(item: VisibleItem) -> tuple[int, int]:
     return (item.seq, 1)
 
 
+def next_hibernate_ms(state: ContextState) -> int | None:
+    """When the next ``ContextTick`` would hibernate an idle agent (None: never, as things stand).
+
+    The earliest ``last_active_ms + idle_ms_hibernate`` over resident agents with no
+    archive in flight; the shell may sleep until then. An agent with an archive in
+    flight gets its deadline once the archive completes.
+    """
+    limit = state.config.idle_ms_hibernate
+    deadlines = [state.agents[a].last_active_ms + limit for a in _hibernatable(state)] if limit else []
+    return min(deadlines) if deadlines else None
+
+
 def idle_agents(state: ContextState) -> tuple[str, ...]:
     """Resident agents idle for at least ``idle_ms_hibernate``, by agent id."""
     limit = state.config.idle_ms_hibernate
