@@ -110,6 +110,8 @@ INTERRUPTED = "interrupted"
 """The ``TaskFailed.error`` of a task that was running when its runtime died."""
 SHUTDOWN = "interrupted: runtime shutdown"
 """The ``TaskFailed.error`` of a task cancelled by the shutdown policy."""
+CANCELLED_BY_CALLER = "cancelled by caller"
+"""The ``TaskFailed.error`` of a task whose handle was cancelled."""
 
 
 # --------------------------------------------------------------------------- errors
@@ -148,29 +150,30 @@ class TaskInterrupted(TaskError):
 
 # --------------------------------------------------------------------------- handles
 
-class TaskHandle(Generic[T]):
-    """An awaitable for one submitted task: its result, or a :class:`TaskError` saying why not.
+class TaskHandle(asyncio.Future[T]):
+    """One submitted task: a future of its result, or of a :class:`TaskError` saying why not.
 
-    Awaiting a handle never cancels the task (the wait is shielded).
+    Being a real ``asyncio.Future``, handles go straight into ``asyncio.gather`` /
+    ``asyncio.wait`` without a wrapper task each. Like an ``asyncio.Task``, cancelling
+    a handle -- directly, or by cancelling what awaits it (``asyncio.wait_for``'s
+    timeout) -- cancels the task: the kernel records it failed ("cancelled by caller"),
+    its sub-agents are cancelled too, and its coroutine is cancelled.
     """
 
-    def __init__(self, task_id: str, agent: str, future: asyncio.Future[T]) -> None:
+    def __init__(self, task_id: str, agent: str, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
         self.task_id = task_id
         self.agent = agent
-        self._future = future
+        self._runtime = runtime
         # Mark exceptions as retrieved: a reaped sub-agent nobody awaits is not an error to log.
-        future.add_done_callback(_consume)
+        self.add_done_callback(_consume)
 
-    def __await__(self) -> typing.Generator[Any, None, T]:
-        return asyncio.shield(self._future).__await__()
-
-    def done(self) -> bool:
-        """True once the task ended (or was refused)."""
-        return self._future.done()
-
-    def exception(self) -> BaseException | None:
-        """The task's error once done (None if it succeeded)."""
-        return self._future.exception()
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Cancel the task (see the class docstring); False if it already ended."""
+        if self.done():
+            return False
+        self._runtime._cancel_task(self.task_id)
+        return super().cancel(msg=msg)
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.task_id!r}, agent={self.agent!r}, done={self.done()})"
@@ -285,7 +288,7 @@ class _Rec:
 
     task_id: str
     fn: AgentFn
-    future: asyncio.Future[Any]
+    future: TaskHandle[Any]
     ctx: TaskContext
     atask: asyncio.Task[None] | None = None
     resume: asyncio.Future[None] | None = None
@@ -487,18 +490,17 @@ class Runtime:
     def _submit(self, fn: AgentFn, tid: str, agent: str, task_class: TaskClass, provider: str,
                 step_tokens: int, parent: str | None) -> tuple[TaskHandle[Any], int]:
         assert self._loop is not None
-        future: asyncio.Future[Any] = self._loop.create_future()
-        handle: TaskHandle[Any] = TaskHandle(tid, agent, future)
+        handle: TaskHandle[Any] = TaskHandle(tid, agent, self, self._loop)
         existing = self._recs.get(tid)
         if existing is None:
             ctx = TaskContext(self, tid, agent, provider, task_class)
-            self._recs[tid] = _Rec(tid, fn, future, ctx)
+            self._recs[tid] = _Rec(tid, fn, handle, ctx)
         effects = self._apply(Submit(self._now(), tid, agent, task_class, provider, step_tokens, parent))
         for eff in effects:
             if type(eff) is Refusal and eff.task_id == tid:
                 if existing is None:
                     del self._recs[tid]
-                future.set_exception(TaskRefused(tid, eff.reason))
+                handle.set_exception(TaskRefused(tid, eff.reason))
                 break
         return handle, self._seq
 
@@ -594,6 +596,19 @@ class Runtime:
                 self._settle(rec, exc=TaskReaped(tid, rec.cancel_reason))
             else:
                 self._settle(rec, result=result)
+
+    def _cancel_task(self, task_id: str) -> None:
+        """A caller cancelled the task's handle: fail it in the kernel and cancel its coroutine."""
+        rec = self._recs.get(task_id)
+        if rec is None:
+            return
+        record = self._state.tasks.get(task_id)
+        if record is not None and not record.phase.terminal and self._open:
+            self._apply(TaskFailed(self._now(), task_id, CANCELLED_BY_CALLER))
+        if rec.atask is not None and not rec.atask.done():
+            rec.atask.cancel()
+        else:
+            self._recs.pop(task_id, None)
 
     def _cancelled_error(self, rec: _Rec) -> TaskError:
         """Why a cancelled task ended: the kernel's reason, except a cascade caused by shutdown."""
@@ -712,10 +727,10 @@ class Runtime:
             if fn is None:
                 fn = _missing_agent(t.agent)
                 interrupted.append(recovered)
-            future: asyncio.Future[Any] = self._loop.create_future()
+            handle: TaskHandle[Any] = TaskHandle(t.task_id, t.agent, self, self._loop)
             ctx = TaskContext(self, t.task_id, t.agent, t.provider, t.task_class)
-            self._recs[t.task_id] = _Rec(t.task_id, fn, future, ctx)
-            self.restored[t.task_id] = TaskHandle(t.task_id, t.agent, future)
+            self._recs[t.task_id] = _Rec(t.task_id, fn, handle, ctx)
+            self.restored[t.task_id] = handle
         self.interrupted = tuple(interrupted)
         for t in tasks:
             if t.phase is Phase.RUNNING and not self._state.tasks[t.task_id].phase.terminal:

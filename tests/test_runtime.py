@@ -467,3 +467,33 @@ def test_benchmark_command_runs() -> None:
         assert bench_runtime.main(["--tasks", "50", "--repeat", "1", "--durable"]) == 0
     rows = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
     assert rows == ["semaphore", "runtime", "runtime+sqlite"]
+
+
+def test_cancelling_a_handle_cancels_the_task_and_its_sub_agents() -> None:
+    """Cancelling a handle (here by wait_for's timeout) fails the task in the kernel, cascades to its sub-agents, and frees its lane."""
+    kids: list[TaskHandle[None]] = []
+
+    async def wait_forever(ctx: TaskContext) -> None:
+        await asyncio.Event().wait()
+
+    async def parent(ctx: TaskContext) -> None:
+        kids.extend([await ctx.spawn(wait_forever, agent="kid", lane_class="batch") for _ in range(2)])
+        await asyncio.Event().wait()
+
+    async def main() -> tuple[bool, list[str], str, dict[str, Phase], tuple[str | None, ...]]:
+        async with Runtime(config(lanes=3)) as rm:
+            h = await rm.submit(parent, agent="p")
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(h, timeout=0.05)
+            kid_errors = []
+            for k in kids:
+                with pytest.raises(TaskReaped) as info:
+                    await k
+                kid_errors.append(info.value.reason.value)
+            after = await (await rm.submit(quick, agent="q"))
+        return h.cancelled(), kid_errors, after, phases(rm), rm.state.lanes
+
+    cancelled, kid_errors, after, ph, lanes = asyncio.run(main())
+    assert (cancelled, kid_errors, after) == (True, ["parent_reaped", "parent_reaped"], "t3")
+    assert ph == {"t0": Phase.FAILED, "t1": Phase.CANCELLED, "t2": Phase.CANCELLED, "t3": Phase.FINISHED}
+    assert lanes == (None, None, None)
