@@ -147,16 +147,18 @@ def fts_query(query: str, *, require_all: bool = False) -> str:
     doubled), so ``AND``, ``OR``, ``NOT``, ``NEAR``, ``*``, ``^``, ``:``, ``(``, ``)``
     and quotes lose their meaning; the tokenizer then splits a chunk like
     ``src/main.py`` into a phrase that matches those words adjacent. Chunks without a
-    letter or digit are dropped (they can match nothing), and NUL separates words. The chunks are joined with
-    ``OR`` (rank by how many match) or, with ``require_all``, ``AND``. Returns ``""``
-    when nothing searchable is left.
+    letter or digit are dropped (they can match nothing), repeats are dropped, and NUL
+    separates words. The chunks are joined with ``OR`` (rank by how many match) or,
+    with ``require_all``, ``AND``. Returns ``""`` when nothing searchable is left.
 
     >>> fts_query('NEAR(x* OR y^ -- a"b')
     '"NEAR(x*" OR "OR" OR "y^" OR "a""b"'
     """
     # FTS5's query parser stops at a NUL (an "unterminated string" error), so NUL
     # separates words here, as it does in the tokenizer.
-    chunks = [c for c in query.replace("\x00", " ").split() if any(ch.isalnum() for ch in c)]
+    chunks = dict.fromkeys(  # repeats add nothing but parse and match time
+        c for c in query.replace("\x00", " ").split() if any(ch.isalnum() for ch in c)
+    )
     joiner = " AND " if require_all else " OR "
     return joiner.join('"' + c.replace('"', '""') + '"' for c in chunks)
 

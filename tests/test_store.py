@@ -360,6 +360,7 @@ def test_fts_query_quotes_every_chunk() -> None:
     assert fts_query("a b", require_all=True) == '"a" AND "b"'
     assert fts_query(" -- ** () ") == ""
     assert fts_query("a\x00b") == '"a" OR "b"'
+    assert fts_query("b a b A") == '"b" OR "a" OR "A"'
 
 
 # ---------------------------------------------------------------- hibernated contexts
