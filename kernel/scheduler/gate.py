@@ -61,6 +61,35 @@ def admits(requests: int, tokens: int, tpm_e: int, demand: int, paused_until_ms:
     return now_ms >= paused_until_ms and requests >= SCALE and tokens >= step_tokens(demand, tpm_e) * SCALE
 
 
+UNBOUNDED_DEMAND = 2**62
+"""Stands for "any demand": a full token bucket admits a step of any size (demand is capped)."""
+
+
+def max_admitted_demand(requests: int, tokens: int, tpm_e: int, paused_until_ms: int, now_ms: int) -> int:
+    """The largest demand the gate admits now (-1: none), so a scan can test heads with one compare.
+
+    pre: tpm_e >= 1
+    pre: tokens >= 0
+    post: __return__ >= -1
+    """
+    if now_ms < paused_until_ms or requests < SCALE:
+        return -1
+    if tokens >= tpm_e * SCALE:
+        return UNBOUNDED_DEMAND
+    return tokens // SCALE
+
+
+def admits_by_threshold(requests: int, tokens: int, tpm_e: int, demand: int, paused_until_ms: int, now_ms: int) -> bool:
+    """:func:`admits` through :func:`max_admitted_demand`; the contract proves them equal.
+
+    pre: tpm_e >= 1
+    pre: tokens >= 0
+    pre: 0 <= demand < 2**62
+    post: __return__ == admits(requests, tokens, tpm_e, demand, paused_until_ms, now_ms)
+    """
+    return demand <= max_admitted_demand(requests, tokens, tpm_e, paused_until_ms, now_ms)
+
+
 def charge(requests: int, tokens: int, tpm_e: int, demand: int) -> tuple[int, int]:
     """Both buckets after paying one request and the step's tokens (only when admitted).
 
@@ -186,6 +215,12 @@ def gate_admits(gate: GateState, provider: ProviderConfig, demand: int, now_ms: 
     """Whether a refilled gate admits a step of ``demand`` tokens at ``now_ms``."""
     _, tpm_e = rates(gate, provider)
     return admits(gate.requests_scaled, gate.tokens_scaled, tpm_e, demand, gate.paused_until_ms, now_ms)
+
+
+def gate_max_admitted_demand(gate: GateState, provider: ProviderConfig, now_ms: int) -> int:
+    """The largest step demand a refilled gate admits at ``now_ms`` (-1: none)."""
+    _, tpm_e = rates(gate, provider)
+    return max_admitted_demand(gate.requests_scaled, gate.tokens_scaled, tpm_e, gate.paused_until_ms, now_ms)
 
 
 def charge_gate(gate: GateState, provider: ProviderConfig, demand: int) -> tuple[GateState, int]:
