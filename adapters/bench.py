@@ -215,15 +215,18 @@ class ScenarioRun:
     seeds: tuple[int, ...]
     pooled: tuple[Metrics, ...]
     per_seed: tuple[tuple[Metrics, ...], ...]
-    """``per_seed[i][j]``: seed ``seeds[i]``, policy ``POLICIES[j]``."""
+    """``per_seed[i][j]``: seed ``seeds[i]``, the j-th policy run (``POLICIES`` order by default)."""
     capacity: CapacityBound
     results: tuple[SimResult, ...]
     """Seed ``seeds[0]``'s raw results, per policy (for the lane-occupancy plot)."""
     pooled_results: tuple[SimResult, ...]
 
     def metrics(self, policy: str) -> Metrics:
-        """The pooled metrics of ``policy``."""
-        return self.pooled[POLICIES.index(policy)]
+        """The pooled metrics of ``policy``; KeyError if it was not run."""
+        for m in self.pooled:
+            if m.policy == policy:
+                return m
+        raise KeyError(policy)
 
 
 def run_scenario(name: str, params: ScenarioParams, seeds: Sequence[int],
@@ -510,6 +513,7 @@ def to_json(result: BenchResult) -> dict[str, Any]:
     for run in result.scenarios:
         scen[run.scenario] = {
             "capacity": {**attrs.asdict(run.capacity), "per_min": run.capacity.per_min},
+            "targets": [_target_json(t) for t in scheduler_targets(run)],
             "policies": {m.policy: metrics_mod.to_json(m) for m in run.pooled},
             "per_seed": {str(seed): {m.policy: metrics_mod.to_json(m) for m in row}
                          for seed, row in zip(run.seeds, run.per_seed)},
@@ -558,6 +562,15 @@ def format_capacity(run: ScenarioRun) -> str:
             f"{c.offered_load_permille / 10:.0f} % of the tightest resource\n")
 
 
+def ceiling_note(run: ScenarioRun) -> str:
+    """How far any scheduler could beat fifo's throughput here: the capacity bound over fifo's."""
+    fifo = run.metrics("fifo").throughput_per_min
+    if not fifo:
+        return ""
+    return (f"(throughput ceiling: the capacity bound is {run.capacity.per_min:.2f}/min, so no scheduler can beat "
+            f"fifo by more than {_pct(run.capacity.per_min, fifo):+.1f} % in '{run.scenario}')\n")
+
+
 def format_sweep(points: Sequence[SweepPoint]) -> str:
     """The robustness sweep as one table: a row per point, agentrm next to fifo and the best baseline."""
     rows: list[list[str]] = []
@@ -592,11 +605,12 @@ def format_report(result: BenchResult) -> str:
         f"{prov.tokens_per_min:,} tokens/min), pooled over {len(s.seeds)} seed(s)\n",
         metrics_mod.format_table(paper.pooled), format_capacity(paper), "\n",
         "Targets on 'paper' (vs fifo, then vs the strongest baseline on that metric):\n",
-        format_targets(result.targets), "\n",
+        format_targets(result.targets), ceiling_note(paper), "\n",
     ]
     for run in result.scenarios[1:]:
         out += [f"== Scheduler: scenario '{run.scenario}', pooled over {len(s.seeds)} seed(s)\n",
-                metrics_mod.format_table(run.pooled), format_capacity(run), "\n"]
+                metrics_mod.format_table(run.pooled), format_capacity(run), "\n",
+                f"Targets on '{run.scenario}':\n", format_targets(scheduler_targets(run)), ceiling_note(run), "\n"]
     out += [f"== Context: scenario 'context' (240-300 messages per session, 10 planted facts each), "
             f"pooled over {len(s.seeds)} seed(s)\n",
             format_context_table(result.context), "\n", format_targets(result.context_targets), "\n"]

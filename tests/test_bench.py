@@ -56,7 +56,8 @@ def test_quick_json_has_every_key(quick_run: tuple[dict[str, Any], str, Path]) -
                                  "compaction_tokens"}
     assert set(doc["scheduler"]) == {"paper", "overload", "storm"}
     for scen in doc["scheduler"].values():
-        assert set(scen) == {"capacity", "policies", "per_seed"}
+        assert set(scen) == {"capacity", "policies", "per_seed", "targets"}
+        assert [t["key"] for t in scen["targets"]] == [t["key"] for t in doc["targets"]]
         assert set(scen["policies"]) == {"mlfq", "fifo", "rr", "priority"}
         for m in scen["policies"].values():
             assert set(m) == METRIC_KEYS
