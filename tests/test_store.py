@@ -289,7 +289,7 @@ _EXAMPLE = itertools.count()
 def test_any_text_round_trips_and_any_query_is_safe(
     shared: Store, agent: str, items: list[tuple[str, str, str, bool]], query: str
 ) -> None:
-    """Arbitrary unicode, quotes, SQL and FTS syntax in ids and text round-trip; any query runs."""
+    """Arbitrary unicode, quotes, SQL and FTS syntax in ids, text and contexts round-trip; any query runs."""
     entries = tuple(
         Entry(entry_id=f"{i}:{eid}", seq=i, role=role, text=text, tokens=i, key=key)
         for i, (eid, role, text, key) in enumerate(items)
@@ -300,6 +300,9 @@ def test_any_text_round_trips_and_any_query_is_safe(
     assert shared.archived(agent) == entries
     assert set(found) <= set(entries)
     assert [e.seq for e in found] == sorted(e.seq for e in found)
+    doc = {query: [text for _, _, text, _ in items], "agent": agent}
+    shared.save_context(agent, doc)
+    assert (shared.load_context(agent), agent in shared.hibernated_agents()) == (doc, True)
 
 
 SEARCHABLE = st.text(
