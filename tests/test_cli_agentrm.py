@@ -51,13 +51,14 @@ def test_simulate_reproduces_the_golden_log_and_metrics(tmp_path: Path, capsys: 
     assert out == G_METRICS.read_text(encoding="utf-8")
 
 
-def test_golden_log_replays_and_checks(capsys: pytest.CaptureFixture[str]) -> None:
-    """The golden log replays with every effect matching and passes every invariant at every step."""
-    lines = len(G_LOG.read_text(encoding="utf-8").splitlines())
-    assert run(capsys, "replay", str(G_LOG)) == (
-        0, f"{G_LOG}: {lines - 1} steps replayed, every effect matches (logged by kernel 0.1.0)\n", "")
-    assert run(capsys, "check", str(G_LOG)) == (
-        0, f"{G_LOG}: {lines - 1} steps, every invariant holds at every step\n", "")
+@pytest.mark.parametrize("log", [G_LOG, GOLDEN / "edges.mlfq.log.jsonl"], ids=["storm", "edges"])
+def test_golden_log_replays_and_checks(capsys: pytest.CaptureFixture[str], log: Path) -> None:
+    """A golden log replays with every effect matching and passes every invariant at every step."""
+    lines = len(log.read_text(encoding="utf-8").splitlines())
+    assert run(capsys, "replay", str(log)) == (
+        0, f"{log}: {lines - 1} steps replayed, every effect matches (logged by kernel 0.1.0)\n", "")
+    assert run(capsys, "check", str(log)) == (
+        0, f"{log}: {lines - 1} steps, every invariant holds at every step\n", "")
 
 
 @pytest.mark.parametrize("scenario", ["paper", "overload"])
