@@ -45,7 +45,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from agentrm.kernel import step as kernel_step
+from agentrm.kernel import step as _step
+from agentrm.kernel.common import Step
 from agentrm.kernel.context.types import Entry
 from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.effects import (
@@ -105,6 +106,9 @@ AgentFn = Callable[["TaskContext"], Awaitable[Any]]
 """An agent: an async callable taking its :class:`TaskContext`."""
 Observer = Callable[[int, SchedulerEvent, tuple[SchedulerEffect, ...]], None]
 """Called after every kernel step with (seq, event, effects); for tests and metrics."""
+
+kernel_step: Callable[[SchedulerState, SchedulerEvent], Step[SchedulerState, SchedulerEffect]] = _step
+"""The reducer every runtime calls: ``agentrm.kernel.step`` (a module variable so a benchmark can time it)."""
 
 INTERRUPTED = "interrupted"
 """The ``TaskFailed.error`` of a task that was running when its runtime died."""
