@@ -43,6 +43,7 @@ from agentrm.kernel.context.types import Entry
 __all__ = [
     "MESSAGE_OVERHEAD_TOKENS",
     "PROMPT_OVERHEAD_TOKENS",
+    "SUMMARY_PROMPT",
     "ExtractiveSummarizer",
     "LLMSummarizer",
     "Summarizer",
@@ -51,14 +52,7 @@ __all__ = [
     "input_tokens",
 ]
 
-#: The instruction an LLM summarizer sends before the entries (see
-#: :data:`SUMMARY_PROMPT`, about 40 tokens by :func:`count_tokens`, rounded up to leave
-#: room for a system line).
-PROMPT_OVERHEAD_TOKENS: Final = 48
-#: Chat formats wrap each message in role markers: about 4 tokens a message in
-#: OpenAI's published counting recipe for chat models.
-MESSAGE_OVERHEAD_TOKENS: Final = 4
-
+#: The system message an LLM summarizer sends before the entries.
 SUMMARY_PROMPT: Final = (
     "Summarize the conversation excerpt below for the same assistant to read later. "
     "Keep names, numbers, identifiers, decisions and open questions; drop pleasantries. "
@@ -73,6 +67,16 @@ def count_tokens(text: str) -> int:
     (0, 1, 2, 2)
     """
     return -(-len(text.encode("utf-8", "surrogatepass")) // 4)
+
+
+#: Chat formats wrap each message in role markers: about 4 tokens a message in
+#: OpenAI's published counting recipe for chat models.
+MESSAGE_OVERHEAD_TOKENS: Final = 4
+#: The instruction sent before the entries: :data:`SUMMARY_PROMPT` (with a two-digit
+#: size) in its message wrapper -- 49 tokens.
+PROMPT_OVERHEAD_TOKENS: Final = (
+    count_tokens(SUMMARY_PROMPT.format(max_tokens=96)) + MESSAGE_OVERHEAD_TOKENS
+)
 
 
 def input_tokens(entries: Sequence[Entry]) -> int:

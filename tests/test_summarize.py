@@ -81,7 +81,7 @@ def test_cost_model_and_empty_input() -> None:
     """tokens_spent = prompt overhead + each entry and its wrapper + the output; nothing costs 0."""
     entries = entries_of(MIGRATION)
     result = ExtractiveSummarizer().summarize(entries)
-    assert input_tokens(entries) == 48 + sum(e.tokens + 4 for e in entries)
+    assert input_tokens(entries) == 49 + sum(e.tokens + 4 for e in entries)
     assert result.tokens_spent == input_tokens(entries) + count_tokens(result.text)
     assert ExtractiveSummarizer().summarize(()) == SummaryResult("", 0, 0)
     assert input_tokens(()) == 0
