@@ -300,9 +300,11 @@ class _Checker:
         self.last_time = 0
 
     def fail(self, line: int, field: str, message: str) -> None:
+        """Raise the FormatError for ``line``/``field``."""
         raise FormatError(self.path, line, field, message)
 
     def time(self, line: int, field: str, at: int) -> None:
+        """Check that ``at`` is not negative and not earlier than the previous record."""
         if at < 0:
             self.fail(line, field, f"must be >= 0, got {at}")
         if at < self.last_time:
@@ -310,6 +312,7 @@ class _Checker:
         self.last_time = at
 
     def task(self, t: TaskSpec, line: int) -> None:
+        """Check a task record against the header and the records before it."""
         self.time(line, "arrival_ms", t.arrival_ms)
         if not t.task_id:
             self.fail(line, "task_id", "must be non-empty")
@@ -333,6 +336,7 @@ class _Checker:
         self.task_ids.add(t.task_id)
 
     def message(self, m: Message, line: int) -> None:
+        """Check a message record (unique entry id per agent) and note its planted fact."""
         self.time(line, "at_ms", m.at_ms)
         if not m.agent:
             self.fail(line, "agent", "must be non-empty")
@@ -347,6 +351,7 @@ class _Checker:
             self.facts.add(m.fact)
 
     def probe(self, p: Probe, line: int) -> None:
+        """Check a probe record: unique id, a fact some earlier message planted."""
         self.time(line, "at_ms", p.at_ms)
         if p.probe_id in self.probe_ids:
             self.fail(line, "probe_id", f"duplicate probe id {p.probe_id!r}")
