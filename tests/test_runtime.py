@@ -465,8 +465,9 @@ def test_benchmark_command_runs() -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert bench_runtime.main(["--tasks", "50", "--repeat", "1", "--durable"]) == 0
-    rows = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
-    assert rows == ["semaphore", "runtime", "runtime+sqlite"]
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["semaphore", "runtime", "runtime+sqlite", "runtime"]
+    assert lines[-1].startswith("runtime split: kernel.step ")
 
 
 def test_cancelling_a_handle_cancels_the_task_and_its_sub_agents() -> None:
