@@ -240,14 +240,27 @@ def plot_robustness(plt: Any, points: Sequence[SweepPoint], path: Path) -> None:
 
 # --------------------------------------------------------------------------- entry point
 
-def write_plots(result: BenchResult, directory: str | Path) -> tuple[Path, ...]:
-    """Write every figure of ``result`` into ``directory`` (created if missing); return the paths."""
-    plt = _pyplot()
+def prepare(directory: str | Path) -> Path:
+    """Check that plots can be written: matplotlib importable, ``directory`` created and writable.
+
+    Called before a long benchmark run, so a bad ``--plot`` fails at once, not after a minute.
+    """
+    _pyplot()
     out = Path(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".agentrm-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as exc:
-        raise PlotError(f"{out}: cannot create the plot directory: {exc.strerror}") from None
+        raise PlotError(f"--plot: {out}: cannot write plots there: {exc.strerror}") from None
+    return out
+
+
+def write_plots(result: BenchResult, directory: str | Path) -> tuple[Path, ...]:
+    """Write every figure of ``result`` into ``directory`` (created if missing); return the paths."""
+    out = prepare(directory)
+    plt = _pyplot()
     paths = tuple(out / name for name in FILES)
     paper = result.scenario("paper")
     plot_latency_cdf(plt, paper, paths[0])

@@ -131,3 +131,17 @@ def test_capacity_bound_takes_the_tightest_resource() -> None:
     assert cap == CapacityBound(completable=4, by_lanes=4, by_requests=3, by_tokens=4, bound=3, duration_ms=60_000,
                            offered_load_permille=1285)
     assert cap.per_min == 3.0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["bench", "--quick", "--seeds", "3", "3"], "agentrm: --seeds: duplicate seed in [3, 3]\n"),
+    (["bench", "--quick", "--plot", "{file}"], "agentrm: --plot: {file}: cannot write plots there: File exists\n"),
+])
+def test_bad_arguments_exit_2_before_running(argv: list[str], message: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Duplicate seeds or an unusable plot directory exit 2 with a message naming the option, printing nothing else."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code = main([a.replace("{file}", str(blocker)) for a in argv])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (2, "", message.replace("{file}", str(blocker)))
