@@ -316,6 +316,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings = BenchSettings.make(quick=args.quick, seeds=args.seeds)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
+    if args.plot is not None:
+        from .plots import PlotError, prepare
+
+        try:
+            prepare(args.plot)  # fail now, not after the whole run
+        except PlotError as exc:
+            raise _UsageError(str(exc)) from None
     started = time.monotonic()
     tty = sys.stderr.isatty()
 
