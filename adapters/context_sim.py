@@ -41,6 +41,7 @@ from agentrm.kernel.context import (
     ContextOverflow,
     ContextRefusal,
     ContextState,
+    ContextTick,
     Entry,
     LoadContext,
     Loaded,
@@ -55,7 +56,7 @@ from agentrm.kernel.context import (
     context_step,
     visible_context,
 )
-from agentrm.kernel.context.state import AgentContext
+from agentrm.kernel.context.state import AgentContext, Phase
 
 from .store import Store
 from .summarize import ExtractiveSummarizer
@@ -106,7 +107,11 @@ class AgentrmContext:
         self.spent = 0
         self.summaries = 0
         self.overflows = 0
+        self.hibernations = 0
+        self.wakeups = 0
         self.now = 0
+        # Ticks only matter when the config can hibernate agents (idleness or memory).
+        self.ticks = config.idle_ms_hibernate > 0 or config.max_resident_agents > 0
 
     def _run(self, first: ContextEvent) -> None:
         """Feed ``first``, perform every effect, feed the outcomes, until nothing is left."""
@@ -137,8 +142,10 @@ class AgentrmContext:
             return SearchFound(now, effect.agent, effect.request, found)
         if isinstance(effect, PersistContext):
             self.store.save_context(effect.agent, effect.context)
+            self.hibernations += 1
             return Persisted(now, effect.agent)
         if isinstance(effect, LoadContext):
+            self.wakeups += 1
             ctx = self.store.load_context(effect.agent, AgentContext)
             assert ctx is not None, f"no hibernated context for {effect.agent!r}"
             return Loaded(now, effect.agent, ctx)
@@ -150,17 +157,26 @@ class AgentrmContext:
                                          f"{effect.detail}")
         raise ContextSimulationError(f"unknown context effect {effect!r}")  # pragma: no cover
 
+    def _arrive(self, at_ms: int, agent: str) -> None:
+        """Advance the clock (a tick may hibernate idle agents), then make ``agent`` resident."""
+        self.now = max(self.now, at_ms)
+        if self.ticks:
+            self._run(ContextTick(self.now))
+        slot = self.state.agents.get(agent)
+        if slot is not None and slot.phase is Phase.HIBERNATED:
+            self._run(Recall(self.now, agent))  # bring the whole context back from storage
+
     def append(self, m: Message) -> None:
-        """Append one message through the kernel."""
-        self.now = m.at_ms
-        self._run(Append(m.at_ms, m.agent, m.entry_id, m.role, m.text, m.tokens, m.key))
+        """Append one message through the kernel (recalling the agent first if it hibernated)."""
+        self._arrive(m.at_ms, m.agent)
+        self._run(Append(self.now, m.agent, m.entry_id, m.role, m.text, m.tokens, m.key))
 
     def _visible_has(self, agent: str, answer: str) -> bool:
         return any(answer in item.text for item in visible_context(self.state, agent))
 
     def answerable(self, p: Probe) -> str | None:
         """Visible now, or visible after one recall query for ``p.query``."""
-        self.now = max(self.now, p.at_ms)
+        self._arrive(p.at_ms, p.agent)
         if self._visible_has(p.agent, p.answer):
             return "visible"
         self._run(Recall(self.now, p.agent, p.query))
@@ -275,6 +291,10 @@ class ContextMetrics:
     """Probed facts still recoverable (visible or by recall) after the last message."""
     summarization_tokens: int
     peak_context_tokens: int
+    hibernations: int = 0
+    """Contexts persisted to storage (agentrm only; idle agents, or memory pressure)."""
+    wakeups: int = 0
+    """Hibernated contexts loaded back (an agent spoke again)."""
 
 
 @attrs.frozen
@@ -323,12 +343,15 @@ def run_context(workload: Workload, policy: ContextPolicy,
         if trace is not None:
             trace.append(ContextSample(index, r.at_ms, r.agent, seen, policy.summarization_tokens(), answered))
     retained = sum(policy.answerable(p) is not None for _, p in sorted(last_probe.items()))
+    hibernations = policy.hibernations if isinstance(policy, AgentrmContext) else 0
+    wakeups = policy.wakeups if isinstance(policy, AgentrmContext) else 0
     return ContextMetrics(
         policy=policy.name, agents=len(agents), messages=messages, probes=probes, probes_answered=answered,
         probes_visible=visible, probes_recalled=recalled,
         probe_answerability_permille=_permille(answered, probes), facts=len(last_probe),
         facts_retained_at_end=retained, retention_permille=_permille(retained, len(last_probe)),
         summarization_tokens=policy.summarization_tokens(), peak_context_tokens=peak,
+        hibernations=hibernations, wakeups=wakeups,
     )
 
 

@@ -76,3 +76,18 @@ def test_trace_has_one_sample_per_record() -> None:
     assert trace[0] == ContextSample(0, 0, "a", 10, 0, 0)
     assert trace[-1] == ContextSample(21, 300, "a", 100, 0, 0)
     assert max(s.visible_tokens for s in trace) == metrics.peak_context_tokens
+
+
+def test_hibernation_round_trip_keeps_every_fact() -> None:
+    """An agent idle past idle_ms_hibernate is persisted, recalled when it speaks again, and loses nothing."""
+    import attrs
+
+    w = session()
+    late = tuple(attrs.evolve(r, at_ms=r.at_ms + 10_000) if r.at_ms >= 100 else r for r in w.context)
+    sleepy = Workload(WorkloadHeader(SchedulerConfig(), context=attrs.evolve(TINY, idle_ms_hibernate=5_000)), (),
+                      late)
+    (awake,) = simulate_context(Workload(w.header, (), late), ["mlfq"])
+    (slept,) = simulate_context(sleepy, ["mlfq"])
+    assert (awake.hibernations, awake.wakeups) == (0, 0)
+    assert (slept.hibernations, slept.wakeups) == (1, 1)
+    assert attrs.evolve(slept, hibernations=0, wakeups=0) == awake
