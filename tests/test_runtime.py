@@ -322,8 +322,9 @@ def test_429_storm_does_not_cascade_and_every_task_completes() -> None:
     """Under a provider that answers 429 past its per-window limit, the shared gate pauses everyone.
 
     After the first 429 the provider sees, in every window, at most its limit of
-    accepted requests plus only the requests already in flight when the pause began
-    (at most one per lane) -- no agent retries on its own -- and every task completes.
+    accepted requests plus only requests already under way when the pause began (a
+    small multiple of the lane count, not of the agent count) -- no agent retries on
+    its own -- and every task completes.
     """
     limit, window_s, lanes, n = 6, 0.25, 4, 24
 
@@ -355,7 +356,10 @@ def test_429_storm_does_not_cascade_and_every_task_completes() -> None:
     assert rate_limited == sum(r for _, r in counts)  # every 429 reached the kernel
     for accepted, rejected in counts[first:]:
         assert accepted <= limit
-        assert rejected <= lanes, counts
+        # Rejected per window: the calls in flight on the lanes when the server sent its 429,
+        # plus at most one per lane started before the client had read that 429 (loop lag).
+        # A cascade (each agent retrying on its own) would grow with the number of agents.
+        assert rejected <= 2 * lanes, counts
 
 
 def test_yielded_task_resumes_where_it_left_off() -> None:
