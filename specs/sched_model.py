@@ -419,7 +419,9 @@ def _advance(s: ModelState, now_ms: int) -> tuple[ModelState, tuple[SchedulerEff
     if s.next_boost_ms <= now_ms:
         period = s.config.boost_period_ms
         tasks = tuple(
-            attrs.evolve(t, level=_entry_level(s, t.cls), used_ms=0) if t.phase in LIVE else t
+            attrs.evolve(t, level=_entry_level(s, t.cls), used_ms=0,
+                         slice_start_ms=now_ms if t.phase is MPhase.RUNNING else t.slice_start_ms)
+            if t.phase in LIVE else t
             for t in s.tasks
         )
         s = attrs.evolve(s, tasks=tasks, next_boost_ms=(now_ms // period + 1) * period)
@@ -471,7 +473,7 @@ def _task_check(s: ModelState, task_id: str, running_only: bool) -> tuple[int, R
 
 
 def _submit(s: ModelState, ev: Submit) -> tuple[ModelState, tuple[SchedulerEffect, ...]]:
-    if not ev.task_id or ev.step_tokens < 0:
+    if not ev.task_id or not ev.agent or ev.step_tokens < 0:
         return s, _refuse(ev.task_id, RefusalReason.INVALID)
     if _find(s, ev.task_id) >= 0:
         return s, _refuse(ev.task_id, RefusalReason.DUPLICATE_TASK)
@@ -547,11 +549,16 @@ def _rate_limited(s: ModelState, ev: RateLimited) -> tuple[ModelState, tuple[Sch
     i, why = _task_check(s, ev.task_id, running_only=True)
     if why is not None:
         return s, _refuse(ev.task_id, why)
+    # The provider named by the event is the one that answered 429 (SPEC 1.3).
+    pi = -1
+    for j, pc in enumerate(s.config.providers):
+        if pc.name == ev.provider:
+            pi = j
+    if pi < 0:
+        return s, _refuse(ev.task_id, RefusalReason.UNKNOWN_PROVIDER)
     t = s.tasks[i]
     t = attrs.evolve(t, used_ms=t.used_ms + s.now_ms - t.slice_start_ms, slice_start_ms=s.now_ms)
     s = _requeue(s, i, t)
-    # The task's own provider is the one that answered 429.
-    pi = t.provider
     pcfg = s.config.providers[pi]
     p = s.providers[pi]
     e = aimd_cut(p.e, pcfg.floor_permille, pcfg.decrease_permille)
