@@ -520,6 +520,16 @@ class Runtime:
             self._observer(self._seq, event, effects)
         for eff in effects:
             self._perform(eff)
+        state = self._state
+        if state.live == 0:
+            if self._timer is not None:
+                # SPEC 1.6: an idle kernel needs no tick (it withdraws nothing): drop the stale timer.
+                self._timer.cancel()
+                self._timer = None
+        elif self._timer is None and state.last_wake_ms is not None and state.last_wake_ms > state.now_ms:
+            # Work arrived after that drop and the kernel's next deadline is the one it already
+            # announced, so it sends no new WakeAt: re-arm for the announced deadline.
+            self._set_timer(state.last_wake_ms)
         return effects
 
     def _perform(self, eff: SchedulerEffect) -> None:

@@ -502,3 +502,41 @@ def test_cancelling_a_handle_cancels_the_task_and_its_sub_agents() -> None:
     assert (cancelled, kid_errors, after) == (True, ["parent_reaped", "parent_reaped"], "t3")
     assert ph == {"t0": Phase.FAILED, "t1": Phase.CANCELLED, "t2": Phase.CANCELLED, "t3": Phase.FINISHED}
     assert lanes == (None, None, None)
+
+
+def test_idle_runtime_does_not_poll() -> None:
+    """With no live task the runtime holds no timer and steps the kernel zero times while it sits idle."""
+    log: Log = []
+
+    async def main() -> tuple[int, int, bool]:
+        async with Runtime(config(), observer=lambda s, ev, eff: log.append((s, ev, eff))) as rm:
+            await (await rm.submit(quick, agent="a"))
+            before = len(log)
+            await asyncio.sleep(0.2)
+            idle_steps = len(log) - before
+            timer_pending = rm._timer is not None and not rm._timer.cancelled()
+        return before, idle_steps, timer_pending
+
+    before, idle_steps, timer_pending = asyncio.run(main())
+    assert (before, idle_steps, timer_pending) == (3, 0, False)
+
+
+def test_work_after_idle_still_gets_its_wake_up() -> None:
+    """A hung task submitted after the runtime went idle is still reaped, even when the kernel's next deadline is one it announced before the idle spell."""
+
+    async def hang(ctx: TaskContext) -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> CancelReason:
+        # The boost instant (300 ms) is the first task's earliest deadline (its idle limit
+        # is longer) and again the second's, so the kernel emits no new WakeAt for it.
+        cfg = config(boost_period_ms=300, interactive=ClassConfig(entry_level=0, reserved_lanes=1, idle_ms_reap=1_000))
+        async with Runtime(cfg) as rm:
+            await (await rm.submit(quick, agent="a"))
+            await asyncio.sleep(0.05)
+            h = await rm.submit(hang, agent="a")
+            with pytest.raises(TaskReaped) as info:
+                await asyncio.wait_for(h, timeout=5)
+        return info.value.reason
+
+    assert asyncio.run(main()) is CancelReason.IDLE
