@@ -34,6 +34,7 @@ from .gate import (
     gate_429,
     gate_admits,
     gate_earliest_admit_ms,
+    UNBOUNDED_DEMAND,
     gate_max_admitted_demand,
     gate_success,
     refill_gate,
@@ -447,14 +448,17 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
     candidates = [s.next_boost_ms]
     candidates.extend(x for x in s.lane_deadlines if x is not None)
     if s.waiting:
-        # The smallest head demand per provider; min() does not depend on the map's order.
+        # A gate that admits any demand now re-opens at ``now``, which does not count;
+        # only the others need their queue heads' smallest demand (min() is order-free).
+        ceiling = {p.name: gate_max_admitted_demand(s.gates[p.name], p, now) for p in cfg.providers}
         smallest: dict[str, int] = {}
         for (_, _, provider), q in s.queues.items():
-            demand = tasks[q.items[q.head]].demand_tokens
-            if demand < smallest.get(provider, demand + 1):
-                smallest[provider] = demand
+            if ceiling[provider] < UNBOUNDED_DEMAND:
+                demand = tasks[q.items[q.head]].demand_tokens
+                if demand < smallest.get(provider, demand + 1):
+                    smallest[provider] = demand
         for p in cfg.providers:
-            if p.name in smallest:
+            if p.name in smallest and smallest[p.name] > ceiling[p.name]:
                 candidates.append(gate_earliest_admit_ms(s.gates[p.name], p, smallest[p.name], now))
     future = [c for c in candidates if c > now]
     return min(future) if future else None
