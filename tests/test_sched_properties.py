@@ -40,7 +40,7 @@ from agentrm.kernel import (
     tick,
 )
 from agentrm.adapters.snapshot import SnapshotError, dump_scheduler_state, load_scheduler_state
-from agentrm.kernel.scheduler.gate import rates
+from agentrm.kernel.scheduler.gate import admits, earliest_admit_ms, on_429, on_success, rates, refill
 from agentrm.kernel.scheduler.state import SCALE, derive_lane_deadlines, derive_running_by_class
 
 
@@ -281,3 +281,47 @@ def test_snapshot_refuses_bad_text_naming_the_field(old: str, new: str, field: s
 
 
 SMALL = SchedulerConfig(lanes=2, providers=(ProviderConfig("default", 60, 6_000),))
+
+
+# --- gate arithmetic (also run under HYPOTHESIS_PROFILE=crosshair -m crosshair_backend) ----------
+
+
+@pytest.mark.crosshair_backend
+@given(st.integers(1, 1000), st.integers(1, 999), st.integers(0, 1000), st.integers(1, 20),
+       st.lists(st.booleans(), max_size=30))
+def test_aimd_limit_stays_within_floor_and_ceiling(
+    floor: int, decrease: int, increase: int, streak_len: int, outcomes: list[bool]
+) -> None:
+    """Any sequence of successes and 429s keeps the effective limit within [floor, 1000] and the streak below its length."""
+    e, streak = 1000, 0
+    for ok in outcomes:
+        if ok:
+            e, streak = on_success(e, streak, streak_len, increase)
+        else:
+            e, streak = on_429(e, floor, decrease), 0
+        assert floor <= e <= 1000 and 0 <= streak < streak_len
+
+
+@pytest.mark.crosshair_backend
+@given(st.integers(1, 10_000), st.integers(0, 10_000 * SCALE), st.integers(0, 10**6), st.integers(0, 10**6))
+def test_refill_is_monotone_capped_and_additive(rate: int, level: int, a: int, b: int) -> None:
+    """Refill never lowers a bucket, never exceeds capacity, and refilling a then b ms equals refilling a + b ms."""
+    level = min(level, rate * SCALE)
+    once = refill(level, rate, a)
+    assert level <= once <= rate * SCALE
+    assert refill(once, rate, b) == refill(level, rate, a + b)
+
+
+@pytest.mark.crosshair_backend
+@given(st.integers(1, 600), st.integers(1, 100_000), st.integers(0, 600 * SCALE), st.integers(0, 100_000 * SCALE),
+       st.integers(0, 200_000), st.integers(0, 5_000), st.integers(0, 5_000))
+def test_earliest_admit_is_the_first_admitting_millisecond(
+    rpm: int, tpm: int, req: int, tok: int, demand: int, paused: int, now: int
+) -> None:
+    """earliest_admit_ms is a time at which the refilled gate admits the demand, and the millisecond before it does not."""
+    req, tok = min(req, rpm * SCALE), min(tok, tpm * SCALE)
+    t = earliest_admit_ms(req, tok, rpm, tpm, demand, paused, now)
+    assert t >= now
+    assert admits(refill(req, rpm, t - now), refill(tok, tpm, t - now), tpm, demand, paused, t)
+    if t > now:
+        assert not admits(refill(req, rpm, t - 1 - now), refill(tok, tpm, t - 1 - now), tpm, demand, paused, t - 1)
