@@ -169,8 +169,11 @@ class TaskHandle(asyncio.Future[T]):
         self.task_id = task_id
         self.agent = agent
         self._runtime = runtime
-        # Mark exceptions as retrieved: a reaped sub-agent nobody awaits is not an error to log.
-        self.add_done_callback(_consume)
+
+    def _fail_with(self, exc: BaseException) -> None:
+        self.set_exception(exc)
+        # Mark it retrieved: a reaped sub-agent nobody awaits is not an error to log at exit.
+        self.exception()
 
     def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the task (see the class docstring); False if it already ended."""
@@ -181,11 +184,6 @@ class TaskHandle(asyncio.Future[T]):
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.task_id!r}, agent={self.agent!r}, done={self.done()})"
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 @attrs.frozen
@@ -504,7 +502,7 @@ class Runtime:
             if type(eff) is Refusal and eff.task_id == tid:
                 if existing is None:
                     del self._recs[tid]
-                handle.set_exception(TaskRefused(tid, eff.reason))
+                handle._fail_with(TaskRefused(tid, eff.reason))
                 break
         return handle, self._seq
 
@@ -644,7 +642,7 @@ class Runtime:
         if rec.future.done():
             return
         if exc is not None:
-            rec.future.set_exception(exc)
+            rec.future._fail_with(exc)
         else:
             rec.future.set_result(result)
 
