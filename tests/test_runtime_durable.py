@@ -117,7 +117,7 @@ CHILD = textwrap.dedent('''
         return ctx.task_id
 
     async def main():
-        async with Runtime(CONFIG, store=sys.argv[1], journal_jsonl=sys.argv[3]) as rm:
+        async with Runtime(CONFIG, store=sys.argv[1], journal_jsonl=sys.argv[3], snapshot_every=20) as rm:
             handles = [await rm.submit(worker, agent="worker", lane_class="batch", task_id=f"job{{i}}")
                        for i in range(int(sys.argv[2]))]
             print("submitted", flush=True)
@@ -159,6 +159,8 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path: Path) -> None:
 
     with Store.open(db, create=False) as store:
         at_crash, _ = restore_state(store, CONFIG)
+        snapshot = store.latest_snapshot()
+    assert snapshot is not None and snapshot[0] > 0  # restored from a mid-run snapshot plus the journal after it
     done_before = {t for t, r in at_crash.tasks.items() if r.phase is Phase.FINISHED}
     assert set(at_crash.tasks.keys()) == {f"job{i}" for i in range(n)}  # every submission survived
 
