@@ -421,9 +421,10 @@ def _submit(rng: _Lcg, now: int, i: int) -> Submit:
 def workload(live: int, events: int, seed: int = 7) -> tuple[list[SchedulerEvent], list[SchedulerEvent]]:
     """(set-up submissions, the measured mix), generated against the kernel so every event is meaningful.
 
-    Mix: 15 % submissions, 30 % finished steps, 30 % heartbeats, 15 % finished tasks, 2 % 429s,
-    8 % clock advances; the clock moves 0-9 ms per event. Submissions match finishes, so the
-    number of live tasks stays near ``live``.
+    Mix: 15 % submissions, 30 % finished steps, 30 % heartbeats, 15 % finished tasks, 0.3 % 429s,
+    9.7 % clock advances; the clock moves 0-9 ms per event. Submissions match finishes, so the
+    number of live tasks stays near ``live``. (When no task is running -- every provider
+    paused -- the event is a submission.)
     """
     rng = _Lcg(seed)
     setup: list[SchedulerEvent] = [_submit(rng, 0, i) for i in range(live)]
@@ -435,18 +436,18 @@ def workload(live: int, events: int, seed: int = 7) -> tuple[list[SchedulerEvent
     while len(out) < events:
         now += rng(10)
         running = [tid for tid in s.lanes if tid is not None]
-        k = rng(100)
+        k = rng(1_000)
         ev: SchedulerEvent
-        if k < 15 or not running:
+        if k < 150 or not running:
             ev = _submit(rng, now, nxt)
             nxt += 1
-        elif k < 45:
+        elif k < 450:
             ev = StepFinished(now, running[rng(len(running))], 200 + rng(3_500), 200 + rng(3_000))
-        elif k < 75:
+        elif k < 750:
             ev = Heartbeat(now, running[rng(len(running))])
-        elif k < 90:
+        elif k < 900:
             ev = TaskFinished(now, running[rng(len(running))])
-        elif k < 92:
+        elif k < 903:
             tid = running[rng(len(running))]
             ev = RateLimited(now, tid, s.tasks[tid].provider, 1_000 if rng(2) else None)
         else:
