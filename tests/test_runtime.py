@@ -31,7 +31,7 @@ from agentrm.kernel.scheduler.effects import (
     StartTask,
 )
 from agentrm.adapters.llm import ChatClient
-from agentrm.kernel.scheduler.events import RateLimited, SchedulerEvent, Submit
+from agentrm.kernel.scheduler.events import RateLimited, SchedulerEvent, StepFinished, Submit
 from agentrm.kernel.scheduler.lifecycle import Phase
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -540,3 +540,28 @@ def test_work_after_idle_still_gets_its_wake_up() -> None:
         return info.value.reason
 
     assert asyncio.run(main()) is CancelReason.IDLE
+
+
+def test_each_llm_call_is_a_gated_step_charged_with_its_usage() -> None:
+    """Consecutive ctx.llm calls are separated by step boundaries that report each call's token usage to the kernel."""
+    log: Log = []
+
+    async def chatty(ctx: TaskContext) -> list[int]:
+        used = []
+        for words in ("one", "one two", "one two three"):
+            reply = await ctx.llm([{"role": "user", "content": words}])
+            used.append(reply.total_tokens)
+        await ctx.step()
+        return used
+
+    async def main() -> list[int]:
+        with FakeLLMServer(completion_tokens=5) as server:
+            async with ChatClient(server.base_url) as client, \
+                    Runtime(config(), llm=client, observer=lambda s, ev, eff: log.append((s, ev, eff))) as rm:
+                return await (await rm.submit(chatty, agent="a"))
+
+    used = asyncio.run(main())
+    steps = [(ev.tokens_used, ev.next_step_tokens) for _, ev, _ in log if isinstance(ev, StepFinished)]
+    assert used == [6, 7, 8]
+    # Boundaries before calls 2 and 3 (demanding what the previous call used), then the final one.
+    assert steps == [(6, 6), (7, 7), (8, 0)]
