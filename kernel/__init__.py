@@ -67,6 +67,7 @@ from .context import (
     SearchFound,
     Summarized,
     Summary,
+    SummaryFailed,
     append,
     choose_victims,
     compact,
@@ -92,6 +93,6 @@ __all__ = [
     "ContextEffect", "ContextEvent", "ContextOverflow", "ContextRefusal", "ContextRefusalReason",
     "ContextState", "ContextTick", "Entry", "Hibernate", "LoadContext", "Loaded", "LoadFailed",
     "PersistContext", "Persisted", "PersistFailed", "Recall", "RequestSummary", "SearchArchive",
-    "SearchFound", "Summarized", "Summary", "append", "choose_victims", "compact", "context_step",
+    "SearchFound", "Summarized", "Summary", "SummaryFailed", "append", "choose_victims", "compact", "context_step",
     "context_tick", "hibernate", "next_hibernate_ms", "recall", "visible_context", "ContextPhase",
 ]

@@ -39,6 +39,7 @@ from agentrm.kernel.context.events import (
     Recall,
     SearchFound,
     Summarized,
+    SummaryFailed,
 )
 from agentrm.kernel.context.lifecycle import InputKind, outcome
 from agentrm.kernel.context.state import AgentContext, AgentSlot, ContextState, Phase
@@ -306,6 +307,8 @@ def _kind(event: ContextEvent) -> InputKind | None:
             return InputKind.ARCHIVED
         case Summarized():
             return InputKind.SUMMARIZED
+        case SummaryFailed():
+            return InputKind.SUMMARY_FAILED
         case SearchFound():
             return InputKind.SEARCH_FOUND
         case Persisted():

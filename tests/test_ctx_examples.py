@@ -37,6 +37,7 @@ from agentrm.kernel.context import (
     Stub,
     Summarized,
     Summary,
+    SummaryFailed,
     SummaryRequest,
     choose_victims,
     context_step,
@@ -122,6 +123,20 @@ def test_summarized_adds_summary_to_warm() -> None:
                                        ids(E(3), E(1, key=True), archived=ctx.archived)))
     assert step == Step(expected, ())
     assert visible_context(step.state, "a") == (summary, E(1, key=True), E(3))
+
+
+def test_summary_failed_forgets_the_request_and_keeps_the_archive() -> None:
+    """A failed summary only ends the pending request: the entries stay archived, warm has no summary."""
+    step = run([*appends("a", [(3, False), (3, True), (3, False), (3, False)]), Archived(7, "a", 0),
+                SummaryFailed(8, "a", 1, "model down")])
+    ctx = AgentContext("a", next_seq=4, hot=(E(3),), warm_keys=(E(1, key=True),),
+                       archived=((0, "e0"), (2, "e2")), next_request=2)
+    expected = state_of(8, a=AgentSlot(Phase.RESIDENT, 0, ctx, None,
+                                       ids(E(3), E(1, key=True), archived=ctx.archived)))
+    assert step == Step(expected, ())
+    again = context_step(step.state, SummaryFailed(9, "a", 1))
+    assert again == Step(ContextState(CFG, 9, step.state.agents),
+                         (ContextRefusal("a", R.UNEXPECTED_COMPLETION, "request 1: no summary pending"),))
 
 
 def test_summary_over_warm_budget_is_dropped_not_key_entries() -> None:

@@ -38,6 +38,7 @@ from agentrm.kernel.context import (
     SearchFound,
     Summarized,
     Summary,
+    SummaryFailed,
     context_step,
 )
 from agentrm.specs.context_invariants import check_context, check_context_transition, recall_restores
@@ -128,13 +129,16 @@ class ContextMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 1_000), ok=st.booleans(), summary_tokens=st.integers(0, 5))
     def complete(self, pick: int, ok: bool, summary_tokens: int) -> None:
         """Answer one outstanding effect (any of them, so completions arrive out of order);
-        persist and load may fail when ``ok`` is false."""
+        summaries, persists and loads fail when ``ok`` is false."""
         effect = self.outstanding.pop(pick % len(self.outstanding))
         now = self.state.now_ms
         match effect:
             case ArchiveEntries():
                 self._do(Archived(now, effect.agent, effect.request))
             case RequestSummary():
+                if not ok:
+                    self._do(SummaryFailed(now, effect.agent, effect.request, "model down"))
+                    return
                 summary = Summary(f"s{effect.request}", effect.first_seq, effect.last_seq, "summary", summary_tokens)
                 self._do(Summarized(now, effect.agent, effect.request, summary))
             case PersistContext():

@@ -32,6 +32,7 @@ from .events import (
     Recall,
     SearchFound,
     Summarized,
+    SummaryFailed,
 )
 from .lifecycle import PHASE_TABLE, InputKind, outcome
 from .state import AgentContext, AgentSlot, Compaction, ContextState, Phase, Stub, SummaryRequest
@@ -57,7 +58,7 @@ __all__ = [
     "ArchiveEntries", "ContextEffect", "ContextOverflow", "ContextRefusal", "ContextRefusalReason",
     "LoadContext", "PersistContext", "RequestSummary", "SearchArchive",
     "Append", "Archived", "Compact", "ContextEvent", "ContextTick", "Hibernate", "Loaded",
-    "LoadFailed", "Persisted", "PersistFailed", "Recall", "SearchFound", "Summarized",
+    "LoadFailed", "Persisted", "PersistFailed", "Recall", "SearchFound", "Summarized", "SummaryFailed",
     "PHASE_TABLE", "InputKind", "outcome",
     "AgentContext", "AgentSlot", "Compaction", "ContextState", "Phase", "Stub", "SummaryRequest",
     "ContextStep", "VisibleItem", "append", "choose_victims", "compact", "context_step",

@@ -1,7 +1,7 @@
 """Outputs of the context kernel: instructions to the shell, executed in order.
 
 The kernel never performs them; the shell reports each outcome back as an event
-(``ArchiveEntries`` -> ``Archived``, ``RequestSummary`` -> ``Summarized``,
+(``ArchiveEntries`` -> ``Archived``, ``RequestSummary`` -> ``Summarized``/``SummaryFailed``,
 ``PersistContext`` -> ``Persisted``/``PersistFailed``, ``LoadContext`` -> ``Loaded``/``LoadFailed``,
 ``SearchArchive`` -> ``SearchFound``).
 """

@@ -85,6 +85,18 @@ class Summarized:
 
 
 @attrs.frozen
+class SummaryFailed:
+    """The summary asked for by ``RequestSummary`` number ``request`` will not come
+    (the summarizer failed). The entries stay archived; warm simply has no summary of
+    them. ``error`` is for humans."""
+
+    at_ms: int
+    agent: str
+    request: int
+    error: str = ""
+
+
+@attrs.frozen
 class Persisted:
     """Storage confirmed the ``PersistContext`` of ``agent``."""
 
@@ -129,6 +141,6 @@ class SearchFound:
     entries: tuple[Entry, ...]
 
 
-ContextEvent = (Append | Compact | Hibernate | Recall | ContextTick | Archived | Summarized
+ContextEvent = (Append | Compact | Hibernate | Recall | ContextTick | Archived | Summarized | SummaryFailed
                 | Persisted | PersistFailed | Loaded | LoadFailed | SearchFound)
 """Any input the context reducer accepts."""

@@ -27,6 +27,7 @@ class InputKind(enum.Enum):
     """A recall with a query: bring back matching archived entries of a resident agent."""
     ARCHIVED = "archived"
     SUMMARIZED = "summarized"
+    SUMMARY_FAILED = "summary_failed"
     SEARCH_FOUND = "search_found"
     PERSISTED = "persisted"
     PERSIST_FAILED = "persist_failed"
@@ -53,6 +54,7 @@ PHASE_TABLE: dict[InputKind, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     InputKind.RECALL_QUERY: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
     InputKind.ARCHIVED: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
     InputKind.SUMMARIZED: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
+    InputKind.SUMMARY_FAILED: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
     InputKind.SEARCH_FOUND: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
     InputKind.PERSISTED: (_STALE, _HIBED, _STALE, _STALE),
     InputKind.PERSIST_FAILED: (_STALE, _RES, _STALE, _STALE),

@@ -50,6 +50,7 @@ from .events import (
     Recall,
     SearchFound,
     Summarized,
+    SummaryFailed,
 )
 from .lifecycle import InputKind, outcome
 from .state import AgentContext, AgentSlot, Compaction, ContextState, Phase, Stub, SummaryRequest
@@ -89,6 +90,8 @@ def context_step(state: ContextState, event: ContextEvent) -> ContextStep:
             return _archived(state, event)
         case Summarized():
             return _summarized(state, event)
+        case SummaryFailed():
+            return _summary_failed(state, event)
         case Persisted():
             return _persisted(state, event)
         case PersistFailed():
@@ -355,6 +358,18 @@ def _summarized(state: ContextState, ev: Summarized) -> ContextStep:
                        pending_summaries=tuple(r for r in ctx.pending_summaries if r.request != ev.request))
     ctx, effects = _fit_warm(ctx, state.config)
     return Step(_put(state, ev.agent, attrs.evolve(slot, context=ctx)), effects)
+
+
+def _summary_failed(state: ContextState, ev: SummaryFailed) -> ContextStep:
+    slot, refused = _resolve(state, ev.agent, InputKind.SUMMARY_FAILED)
+    if refused is not None:
+        return refused
+    assert slot is not None
+    ctx = _ctx(slot)
+    if not any(r.request == ev.request for r in ctx.pending_summaries):
+        return _refuse(state, ev.agent, R.UNEXPECTED_COMPLETION, f"request {ev.request}: no summary pending")
+    ctx = attrs.evolve(ctx, pending_summaries=tuple(r for r in ctx.pending_summaries if r.request != ev.request))
+    return Step(_put(state, ev.agent, attrs.evolve(slot, context=ctx)))
 
 
 def _search_found(state: ContextState, ev: SearchFound) -> ContextStep:
