@@ -24,7 +24,7 @@ were waiting are queued again (their agent function is looked up by agent name i
 
 Shutdown policy on ``async with`` exit: ``"drain"`` (default) waits up to
 ``drain_timeout_s`` for every task to end, then cancels what is left; ``"cancel"``
-cancels at once. Cancelled-at-shutdown tasks are failed in the kernel
+cancels at once, as does leaving the block by an exception. Cancelled-at-shutdown tasks are failed in the kernel
 (``"interrupted: runtime shutdown"``) and their handles raise :class:`TaskInterrupted`.
 No asyncio task outlives the ``async with`` block.
 """
@@ -393,9 +393,11 @@ class Runtime:
             await self._flush()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         try:
-            await self._stop_tasks()
+            # Leaving the block by an exception cancels at once (as asyncio.TaskGroup does):
+            # draining would hold the error back for up to drain_timeout_s.
+            await self._stop_tasks(drain=self._shutdown == "drain" and exc_type is None)
         finally:
             self._open = False
             if self._timer is not None:
@@ -408,8 +410,8 @@ class Runtime:
             finally:
                 await self._close_io()
 
-    async def _stop_tasks(self) -> None:
-        if self._shutdown == "drain":
+    async def _stop_tasks(self, drain: bool) -> None:
+        if drain:
             assert self._loop is not None
             deadline = self._loop.time() + self._drain_timeout_s
             # Loop: tasks may spawn sub-agents while draining.

@@ -565,3 +565,22 @@ def test_each_llm_call_is_a_gated_step_charged_with_its_usage() -> None:
     assert used == [6, 7, 8]
     # Boundaries before calls 2 and 3 (demanding what the previous call used), then the final one.
     assert steps == [(6, 6), (7, 7), (8, 0)]
+
+
+def test_leaving_by_an_exception_cancels_instead_of_draining() -> None:
+    """An exception escaping the async-with block cancels live tasks at once (no drain wait) and still propagates."""
+
+    async def wait_forever(ctx: TaskContext) -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> tuple[str, dict[str, Phase]]:
+        rm = Runtime(config(), drain_timeout_s=60)
+        with pytest.raises(KeyError) as info:
+            async with rm:
+                await rm.submit(wait_forever, agent="a")
+                await asyncio.sleep(0.01)
+                raise KeyError("user code failed")
+        return str(info.value), phases(rm)
+
+    message, ph = asyncio.run(asyncio.wait_for(main(), timeout=10))
+    assert (message, ph) == ("'user code failed'", {"t0": Phase.FAILED})
