@@ -13,6 +13,7 @@ from agentrm.kernel.context import (
     Append,
     ArchiveEntries,
     Archived,
+    Compact,
     Compaction,
     ContextConfig,
     ContextEvent,
@@ -159,6 +160,32 @@ def test_key_entries_over_warm_budget_are_an_explicit_overflow() -> None:
     ctx = AgentContext("a", next_seq=3, hot=(E(2, 4, True),), warm_keys=keys, next_request=1, overflow_tokens=2)
     expected = state_of(0, a=AgentSlot(Phase.RESIDENT, 0, ctx, None, ids(E(2, 4, True), *keys)))
     assert step == Step(expected, (ContextOverflow("a", 8, 6, 2),))
+
+
+def test_compact_within_target_does_nothing() -> None:
+    """Compact when hot is within hot_target_tokens has no effect and changes nothing but the clock."""
+    first = run(appends("a", [(2, False), (2, False)]))
+    step = context_step(first.state, Compact(3, "a"))
+    assert step == Step(ContextState(CFG, 3, first.state.agents), ())
+
+
+def test_compact_above_target_archives_down_to_target() -> None:
+    """Compact when hot is above the target (but within budget) archives the oldest entries down to it."""
+    first = run(appends("a", [(2, False), (2, False), (2, False)]))
+    step = context_step(first.state, Compact(3, "a"))
+    hot = (E(0, 2), E(1, 2), E(2, 2))
+    ctx = AgentContext("a", next_seq=3, hot=hot, compaction=Compaction(0, 1, ("e0",)), next_request=1)
+    assert step == Step(state_of(3, a=AgentSlot(Phase.RESIDENT, 0, ctx, None, ids(*hot))),
+                        (ArchiveEntries("a", 0, (E(0, 2),)),))
+
+
+def test_hibernated_agent_refuses_append_and_query_recall() -> None:
+    """A hibernated agent refuses appends and query recalls with AGENT_HIBERNATED: recall it first."""
+    state, _ = _hibernated()
+    for event in (Append(20, "a", "e9", "user", "t", 1), Recall(20, "a", "t0")):
+        kind = "append" if isinstance(event, Append) else "recall_query"
+        assert context_step(state, event) == Step(ContextState(CFG, 20, state.agents), (ContextRefusal(
+            "a", R.AGENT_HIBERNATED, f"{kind} refused while agent is hibernated"),))
 
 
 def test_duplicate_append_is_refused_and_changes_nothing() -> None:
