@@ -22,6 +22,12 @@ were waiting are queued again (their agent function is looked up by agent name i
 ``agents=``), and tasks that were running are failed in the kernel with
 ``"interrupted"`` and listed in :attr:`Runtime.interrupted` so the caller can resubmit.
 
+Agent context (``ctx.append`` / ``ctx.history`` / ``ctx.recall``) is one gapless log
+per agent name. In durable mode each entry is archived in the store (FTS-searchable)
+before ``append`` returns, so no entry is lost in a crash; in memory it is a list.
+The context kernel's hot/warm tiers (compaction, hibernation) are not driven from
+here yet.
+
 Shutdown policy on ``async with`` exit: ``"drain"`` (default) waits up to
 ``drain_timeout_s`` for every task to end, then cancels what is left; ``"cancel"``
 cancels at once, as does leaving the block by an exception. Cancelled-at-shutdown tasks are failed in the kernel
