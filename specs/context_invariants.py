@@ -52,7 +52,9 @@ ContextStepResult = Step[ContextState, ContextEffect]
 """What the context reducer returns."""
 
 StatePredicate = Callable[[ContextState], tuple[str, ...]]
+"""A state invariant: the problems it finds in a state (empty: it holds)."""
 TransitionPredicate = Callable[[ContextState, ContextEvent, ContextStepResult], tuple[str, ...]]
+"""A transition invariant over ``(before, event, step)``."""
 
 
 def _contexts(state: ContextState) -> tuple[tuple[str, AgentSlot, AgentContext], ...]:

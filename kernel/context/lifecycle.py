@@ -61,6 +61,7 @@ PHASE_TABLE: dict[InputKind, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     InputKind.LOADED: (_STALE, _STALE, _STALE, _RES),
     InputKind.LOAD_FAILED: (_STALE, _STALE, _STALE, _HIBED),
 }
+"""For each input kind, its outcome in each phase (columns in ``Phase`` declaration order)."""
 
 _COLUMN = {Phase.RESIDENT: 0, Phase.HIBERNATING: 1, Phase.HIBERNATED: 2, Phase.RECALLING: 3}
 

@@ -60,7 +60,7 @@ ContextStep = Step[ContextState, ContextEffect]
 """What every context transition returns."""
 
 _Effects = tuple[ContextEffect, ...]
-R = ContextRefusalReason
+_R = ContextRefusalReason
 
 
 # ---------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def context_step(state: ContextState, event: ContextEvent) -> ContextStep:
     """Apply one event to ``state``: the single entry point, so a log replays as a fold."""
     if event.at_ms < state.now_ms:
         agent = "" if isinstance(event, ContextTick) else event.agent
-        return _refuse(state, agent, R.CLOCK_WENT_BACKWARDS, f"at_ms {event.at_ms} < now_ms {state.now_ms}")
+        return _refuse(state, agent, _R.CLOCK_WENT_BACKWARDS, f"at_ms {event.at_ms} < now_ms {state.now_ms}")
     if event.at_ms != state.now_ms:
         state = ContextState(state.config, event.at_ms, state.agents)
     match event:
@@ -227,7 +227,7 @@ def _hibernatable(state: ContextState) -> tuple[str, ...]:
 
 def _append(state: ContextState, ev: Append) -> ContextStep:
     if not ev.agent or not ev.entry_id or ev.tokens < 0:
-        return _refuse(state, ev.agent, R.INVALID, _append_problem(ev))
+        return _refuse(state, ev.agent, _R.INVALID, _append_problem(ev))
     slot = state.agents.get(ev.agent)
     if slot is None:
         slot = AgentSlot(Phase.RESIDENT, state.now_ms, context=AgentContext(ev.agent))
@@ -235,7 +235,7 @@ def _append(state: ContextState, ev: Append) -> ContextStep:
     if refused is not None:
         return refused
     if ev.entry_id in slot.ids:
-        return _refuse(state, ev.agent, R.DUPLICATE_ENTRY,
+        return _refuse(state, ev.agent, _R.DUPLICATE_ENTRY,
                        f"entry_id {ev.entry_id!r} is already seq {slot.ids[ev.entry_id]}")
     ctx = _ctx(slot)
     entry = Entry(ev.entry_id, ctx.next_seq, ev.role, ev.text, ev.tokens, ev.key)
@@ -274,7 +274,7 @@ def _hibernate(state: ContextState, ev: Hibernate) -> ContextStep:
     assert slot is not None
     in_flight = _ctx(slot).compaction
     if in_flight is not None:
-        return _refuse(state, ev.agent, R.BUSY, f"archive request {in_flight.request} is in flight")
+        return _refuse(state, ev.agent, _R.BUSY, f"archive request {in_flight.request} is in flight")
     return _begin_hibernation(state, ev.agent, slot)
 
 
@@ -285,7 +285,7 @@ def _begin_hibernation(state: ContextState, agent: str, slot: AgentSlot) -> Cont
 
 def _recall(state: ContextState, ev: Recall) -> ContextStep:
     if ev.query is not None and not ev.query.strip():
-        return _refuse(state, ev.agent, R.INVALID, "query: must be None or non-blank")
+        return _refuse(state, ev.agent, _R.INVALID, "query: must be None or non-blank")
     kind = InputKind.RECALL if ev.query is None else InputKind.RECALL_QUERY
     slot, refused = _resolve(state, ev.agent, kind)
     if refused is not None:
@@ -327,7 +327,7 @@ def _archived(state: ContextState, ev: Archived) -> ContextStep:
     ctx = _ctx(slot)
     if ctx.compaction is None or ctx.compaction.request != ev.request:
         expected = "none" if ctx.compaction is None else str(ctx.compaction.request)
-        return _refuse(state, ev.agent, R.UNEXPECTED_COMPLETION,
+        return _refuse(state, ev.agent, _R.UNEXPECTED_COMPLETION,
                        f"request {ev.request}: archive request in flight is {expected}")
     ctx, effects = _finish_compaction(ctx, state.config)
     return Step(_put(state, ev.agent, attrs.evolve(slot, context=ctx)), effects)
@@ -338,7 +338,7 @@ def _summarized(state: ContextState, ev: Summarized) -> ContextStep:
     if s.tokens < 0 or s.first_seq > s.last_seq:
         detail = (f"summary.tokens: must be >= 0, got {s.tokens}" if s.tokens < 0
                   else f"summary: first_seq {s.first_seq} > last_seq {s.last_seq}")
-        return _refuse(state, ev.agent, R.INVALID, detail)
+        return _refuse(state, ev.agent, _R.INVALID, detail)
     slot, refused = _resolve(state, ev.agent, InputKind.SUMMARIZED)
     if refused is not None:
         return refused
@@ -346,10 +346,10 @@ def _summarized(state: ContextState, ev: Summarized) -> ContextStep:
     ctx = _ctx(slot)
     match = [r for r in ctx.pending_summaries if r.request == ev.request]
     if not match:
-        return _refuse(state, ev.agent, R.UNEXPECTED_COMPLETION, f"request {ev.request}: no summary pending")
+        return _refuse(state, ev.agent, _R.UNEXPECTED_COMPLETION, f"request {ev.request}: no summary pending")
     req = match[0]
     if (s.first_seq, s.last_seq) != (req.first_seq, req.last_seq):
-        return _refuse(state, ev.agent, R.UNEXPECTED_COMPLETION,
+        return _refuse(state, ev.agent, _R.UNEXPECTED_COMPLETION,
                        f"request {ev.request}: asked for seqs {req.first_seq}..{req.last_seq}, "
                        f"summary covers {s.first_seq}..{s.last_seq}")
     starts = [x.first_seq for x in ctx.summaries]
@@ -367,7 +367,7 @@ def _summary_failed(state: ContextState, ev: SummaryFailed) -> ContextStep:
     assert slot is not None
     ctx = _ctx(slot)
     if not any(r.request == ev.request for r in ctx.pending_summaries):
-        return _refuse(state, ev.agent, R.UNEXPECTED_COMPLETION, f"request {ev.request}: no summary pending")
+        return _refuse(state, ev.agent, _R.UNEXPECTED_COMPLETION, f"request {ev.request}: no summary pending")
     ctx = attrs.evolve(ctx, pending_summaries=tuple(r for r in ctx.pending_summaries if r.request != ev.request))
     return Step(_put(state, ev.agent, attrs.evolve(slot, context=ctx)))
 
@@ -379,16 +379,16 @@ def _search_found(state: ContextState, ev: SearchFound) -> ContextStep:
     assert slot is not None
     ctx = _ctx(slot)
     if ctx.pending_search != ev.request:
-        return _refuse(state, ev.agent, R.UNEXPECTED_COMPLETION,
+        return _refuse(state, ev.agent, _R.UNEXPECTED_COMPLETION,
                        f"request {ev.request}: query recall in flight is {ctx.pending_search}")
     if len(ev.entries) > state.config.recall_limit:
-        return _refuse(state, ev.agent, R.INVALID,
+        return _refuse(state, ev.agent, _R.INVALID,
                        f"entries: {len(ev.entries)} exceed recall_limit {state.config.recall_limit}")
     seqs = [seq for seq, _ in ctx.archived]
     for i, e in enumerate(ev.entries):
         at = bisect.bisect_left(seqs, e.seq)
         if at == len(seqs) or ctx.archived[at] != (e.seq, e.entry_id):
-            return _refuse(state, ev.agent, R.INVALID,
+            return _refuse(state, ev.agent, _R.INVALID,
                            f"entries[{i}]: ({e.seq}, {e.entry_id!r}) is not an archived entry of {ev.agent!r}")
     by_seq = {e.seq: e for e in ev.entries}
     recalled = tuple(by_seq[k] for k in sorted(by_seq))
@@ -416,7 +416,7 @@ def _persist_failed(state: ContextState, ev: PersistFailed) -> ContextStep:
 
 def _loaded(state: ContextState, ev: Loaded) -> ContextStep:
     if ev.context.agent != ev.agent:
-        return _refuse(state, ev.agent, R.INVALID,
+        return _refuse(state, ev.agent, _R.INVALID,
                        f"context.agent: {ev.context.agent!r} is not the recalled agent {ev.agent!r}")
     slot, refused = _resolve(state, ev.agent, InputKind.LOADED)
     if refused is not None:
@@ -424,7 +424,7 @@ def _loaded(state: ContextState, ev: Loaded) -> ContextStep:
     assert slot is not None and slot.stub is not None
     mismatch = slot.stub.matches(ev.context)
     if mismatch:
-        return _refuse(state, ev.agent, R.INVALID, f"context.{mismatch}")
+        return _refuse(state, ev.agent, _R.INVALID, f"context.{mismatch}")
     slot = AgentSlot(Phase.RESIDENT, state.now_ms, context=ev.context, stub=None, ids=_index(ev.context))
     return Step(_put(state, ev.agent, slot))
 
@@ -512,10 +512,10 @@ def _refuse(state: ContextState, agent: str, reason: ContextRefusalReason, detai
 def _resolve(state: ContextState, agent: str, kind: InputKind) -> tuple[AgentSlot | None, ContextStep | None]:
     """The agent's slot if ``kind`` is accepted in its phase, else the refusal."""
     if not agent:
-        return None, _refuse(state, agent, R.INVALID, "agent: must be non-empty")
+        return None, _refuse(state, agent, _R.INVALID, "agent: must be non-empty")
     slot = state.agents.get(agent)
     if slot is None:
-        return None, _refuse(state, agent, R.UNKNOWN_AGENT, f"agent {agent!r} has no context")
+        return None, _refuse(state, agent, _R.UNKNOWN_AGENT, f"agent {agent!r} has no context")
     refused = _phase_check(state, agent, slot, kind)
     return (None, refused) if refused is not None else (slot, None)
 
