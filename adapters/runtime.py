@@ -95,6 +95,7 @@ from .summarize import count_tokens
 
 __all__ = [
     "AgentFn",
+    "JournalError",
     "RecoveredTask",
     "Runtime",
     "TaskContext",
@@ -156,6 +157,14 @@ class TaskFailedError(TaskError):
 
 class TaskInterrupted(TaskError):
     """The runtime stopped (shutdown, or a crash found on restart) before the task ended."""
+
+
+class JournalError(RuntimeError):
+    """The durable store refused a journal write; the cause is ``__cause__``.
+
+    From then on the runtime cannot promise durability: durable waits (``submit``,
+    ``sync``) and the final flush raise this error.
+    """
 
 
 # --------------------------------------------------------------------------- handles
@@ -364,6 +373,7 @@ class Runtime:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._flush_task: asyncio.Future[None] | None = None
         self._flushed_seq = 0
+        self._journal_error: JournalError | None = None
         self._since_snapshot = 0
         self._jsonl: io.TextIOBase | None = None
         self._jsonl_writer: EventLogWriter | None = None
@@ -802,7 +812,7 @@ class Runtime:
     def _journal(self, event: SchedulerEvent, effects: tuple[SchedulerEffect, ...]) -> None:
         if self._jsonl_writer is not None:
             self._jsonl_writer.write(event, effects)
-        if self._store is not None:
+        if self._store is not None and self._journal_error is None:
             self._pending.append(JournalRecord(
                 self._seq, dumps_line(event_to_json(event)), _dumps_list([effect_to_json(e) for e in effects])))
             self._since_snapshot += 1
@@ -812,12 +822,25 @@ class Runtime:
     async def _flush_loop(self) -> None:
         """Group commit: while records are pending, write them as one transaction on the writer thread."""
         try:
-            while self._pending:
+            while self._pending and self._journal_error is None:
                 await self._flush_once()
                 if self._since_snapshot >= self._snapshot_every and self._open:
                     await self._snapshot()
+        except Exception as exc:  # noqa: BLE001 - reported to every waiter, not lost in a task
+            self._journal_failed(exc)
         finally:
             self._flush_task = None
+
+    def _journal_failed(self, exc: Exception) -> None:
+        """The store refused a write: durability is gone, so every waiter (and later call) gets the error."""
+        error = JournalError(f"durable journal write failed, the runtime can no longer promise durability: {exc}")
+        error.__cause__ = exc
+        self._journal_error = error
+        self._pending = []
+        for _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._waiters = []
 
     async def _flush_once(self) -> None:
         batch, self._pending = self._pending, []
@@ -836,11 +859,19 @@ class Runtime:
         """Write everything pending now (and wait for a running group commit)."""
         if self._flush_task is not None:
             await asyncio.shield(self._flush_task)
-        while self._pending:
-            await self._flush_once()
+        if self._journal_error is None:
+            try:
+                while self._pending:
+                    await self._flush_once()
+            except Exception as exc:  # noqa: BLE001 - same report as the group commit's
+                self._journal_failed(exc)
+        if self._journal_error is not None:
+            raise self._journal_error
 
     async def _durable(self, seq: int) -> None:
-        """Return once journal record ``seq`` is committed."""
+        """Return once journal record ``seq`` is committed (raise :class:`JournalError` if it cannot be)."""
+        if self._journal_error is not None:
+            raise self._journal_error
         if self._flushed_seq >= seq:
             return
         assert self._loop is not None

@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 
 from agentrm.adapters.eventlog import event_from_json, read_eventlog
-from agentrm.adapters.runtime import Runtime, TaskContext, TaskFailedError, TaskReaped, restore_state
-from agentrm.adapters.store import Store
+from agentrm.adapters.runtime import (
+    JournalError,
+    Runtime,
+    TaskContext,
+    TaskFailedError,
+    TaskReaped,
+    restore_state,
+)
+from agentrm.adapters.store import JournalRecord, Store
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig
 from agentrm.kernel.scheduler.lifecycle import Phase
 from agentrm.kernel.scheduler.state import SchedulerState
@@ -232,3 +239,28 @@ def test_store_with_another_config_is_refused(tmp_path: Path) -> None:
     other = SchedulerConfig(lanes=5, providers=CONFIG.providers)
     with pytest.raises(ValueError, match=re.escape(f"{db}: config differs")):
         asyncio.run(run(other))
+
+
+def test_a_refused_journal_write_is_reported_not_swallowed(tmp_path: Path) -> None:
+    """When the store refuses a journal batch, the waiting submit and the final flush raise JournalError naming the cause."""
+    db = tmp_path / "broken.db"
+
+    async def main() -> tuple[str, str]:
+        rm = Runtime(CONFIG, store=db, shutdown="cancel")
+        with pytest.raises(JournalError) as at_exit:
+            async with rm:
+                await rm.sync()
+                # Another writer appends a record: the runtime's next batch no longer continues the journal.
+                with Store.open(db, create=False) as other:
+                    other.append_journal([JournalRecord(other.last_journal_seq() + 1, "{}", "[]")])
+                with pytest.raises(JournalError) as at_submit:
+                    await rm.submit(_idle, agent="a", lane_class="batch")
+        return str(at_submit.value), str(at_exit.value)
+
+    at_submit, at_exit = asyncio.run(main())
+    assert at_submit == at_exit
+    assert at_submit.startswith("durable journal write failed") and "gapless" in at_submit
+
+
+async def _idle(ctx: TaskContext) -> None:
+    await asyncio.Event().wait()
