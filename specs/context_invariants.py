@@ -1,4 +1,4 @@
-"""The context invariants C1..C12 of SPEC.md section 4, as importable predicates.
+"""The context invariants C1..C14 of SPEC.md section 4, as importable predicates.
 
 State invariants take a :class:`~agentrm.kernel.context.state.ContextState`;
 transition invariants take ``(before, event, step)`` where ``step`` is what
@@ -353,10 +353,34 @@ def phase_refusals_defined(before: ContextState, event: ContextEvent, step: Cont
     return ()
 
 
+def archive_only_on_confirmation(before: ContextState, event: ContextEvent,
+                                 step: ContextStepResult) -> tuple[str, ...]:
+    """C14: an entry joins an agent's archive only on the ``Archived`` that confirms the
+    request which sent it, and exactly the entries that request sent join."""
+    out: list[str] = []
+    for agent in sorted(step.state.agents):
+        b, a = before.agents.get(agent), step.state.agents[agent]
+        if b is None or b.context is None or a.context is None:
+            continue  # a new agent has no archive; a loaded context is C12's business
+        known = set(b.context.archived)
+        new = [pair for pair in a.context.archived if pair not in known]
+        if not new:
+            continue
+        request = b.context.compaction
+        confirmed = (isinstance(event, Archived) and event.agent == agent and request is not None
+                     and event.request == request.request
+                     and tuple(i for _, i in new) == request.entry_ids)
+        if not confirmed:
+            out.append(f"{agent}: {new[:5]} entered the archive on {type(event).__name__}, "
+                       "not on the confirmation of the request that sent them")
+    return tuple(out)
+
+
 TRANSITION_INVARIANTS: tuple[tuple[str, TransitionPredicate], ...] = (
     ("C10", refusal_changes_nothing),
     ("C11", entries_survive),
     ("C13", phase_refusals_defined),
+    ("C14", archive_only_on_confirmation),
 )
 """Every context transition invariant, by SPEC.md id, in id order."""
 
@@ -387,7 +411,7 @@ def check_context(state: ContextState) -> tuple[Violation, ...]:
 
 def check_context_transition(before: ContextState, event: ContextEvent,
                              step: ContextStepResult) -> tuple[Violation, ...]:
-    """The state invariants on ``step.state`` and every transition invariant (C10, C11, C13)."""
+    """The state invariants on ``step.state`` and every transition invariant (C10, C11, C13, C14)."""
     out = list(check_context(step.state))
     for inv, pred in TRANSITION_INVARIANTS:
         out.extend(_violations(inv, pred.__name__, pred(before, event, step)))

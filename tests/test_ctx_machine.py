@@ -41,7 +41,13 @@ from agentrm.kernel.context import (
     SummaryFailed,
     context_step,
 )
-from agentrm.specs.context_invariants import check_context, check_context_transition, recall_restores
+from agentrm.kernel.common import Step
+from agentrm.specs.context_invariants import (
+    archive_only_on_confirmation,
+    check_context,
+    check_context_transition,
+    recall_restores,
+)
 
 AGENTS = ("a", "b")
 
@@ -216,3 +222,15 @@ def test_machine_catches_a_lost_entry() -> None:
     assert slot.context is not None
     broken = attrs.evolve(state, agents=state.agents.set("a", attrs.evolve(slot, context=attrs.evolve(slot.context, hot=()))))
     assert [v.invariant for v in check_context(broken)] == ["C1", "C1"]
+
+
+def test_c14_flags_archiving_without_confirmation() -> None:
+    """C14 fails when an entry reaches the archive on anything but its confirmation."""
+    state = ContextState.initial(ContextConfig())
+    state = context_step(state, Append(0, "a", "e0", "user", "x", 1)).state
+    slot = state.agents["a"]
+    assert slot.context is not None
+    moved = attrs.evolve(slot.context, hot=(), archived=((0, "e0"),))
+    after = attrs.evolve(state, agents=state.agents.set("a", attrs.evolve(slot, context=moved)))
+    problems = archive_only_on_confirmation(state, Compact(0, "a"), Step(after))
+    assert problems == ("a: [(0, 'e0')] entered the archive on Compact, not on the confirmation of the request that sent them",)
