@@ -20,9 +20,10 @@ class ContextRefusalReason(enum.Enum):
     """Why a context event was refused. A refused event changes nothing but the clock.
 
     Precedence when several apply (the first is reported): ``CLOCK_WENT_BACKWARDS``,
-    ``INVALID``, ``UNKNOWN_AGENT``, then the phase reasons (``ALREADY_HIBERNATED``,
-    ``NOT_HIBERNATED``, ``AGENT_HIBERNATED``, ``BUSY``), then ``DUPLICATE_ENTRY``, then
-    ``UNEXPECTED_COMPLETION``.
+    ``INVALID`` (a field on its own), ``UNKNOWN_AGENT``, the reason the phase table
+    gives (``lifecycle.PHASE_TABLE``), ``BUSY`` (archive in flight), ``DUPLICATE_ENTRY``,
+    ``UNEXPECTED_COMPLETION``, and last ``INVALID`` for contents that contradict the
+    state (see SPEC.md 3.2).
     """
 
     CLOCK_WENT_BACKWARDS = "clock_went_backwards"
@@ -105,7 +106,10 @@ class ContextOverflow:
 
 @attrs.frozen
 class ContextRefusal:
-    """The event about ``agent`` was refused for ``reason``; ``detail`` names what was wrong."""
+    """The event about ``agent`` was refused for ``reason``; ``detail`` names what was wrong.
+
+    ``agent`` is ``""`` for a refused ``ContextTick`` (only the clock can refuse it).
+    """
 
     agent: str
     reason: ContextRefusalReason
