@@ -179,13 +179,23 @@ def test_compact_above_target_archives_down_to_target() -> None:
                         (ArchiveEntries("a", 0, (E(0, 2),)),))
 
 
-def test_hibernated_agent_refuses_append_and_query_recall() -> None:
-    """A hibernated agent refuses appends and query recalls with AGENT_HIBERNATED: recall it first."""
+def test_hibernated_agent_refuses_append() -> None:
+    """A hibernated agent refuses appends with AGENT_HIBERNATED: recall it first."""
     state, _ = _hibernated()
-    for event in (Append(20, "a", "e9", "user", "t", 1), Recall(20, "a", "t0")):
-        kind = "append" if isinstance(event, Append) else "recall_query"
-        assert context_step(state, event) == Step(ContextState(CFG, 20, state.agents), (ContextRefusal(
-            "a", R.AGENT_HIBERNATED, f"{kind} refused while agent is hibernated"),))
+    assert context_step(state, Append(20, "a", "e9", "user", "t", 1)) == Step(ContextState(CFG, 20, state.agents), (
+        ContextRefusal("a", R.AGENT_HIBERNATED, "append refused while agent is hibernated"),))
+
+
+def test_query_recall_of_hibernated_agent_loads_then_searches() -> None:
+    """A query recall of a hibernated agent loads it, then asks storage for the matching entries."""
+    state, ctx = _hibernated()
+    step = recall(state, "a", 20, "t0")
+    stub = Stub(1, 1, 0, 0, 0, 11, query="t0")
+    assert step == Step(state_of(20, a=AgentSlot(Phase.RECALLING, 0, None, stub)), (LoadContext("a"),))
+    step = context_step(step.state, Loaded(21, "a", ctx))
+    searching = AgentContext("a", next_seq=1, hot=(E(0),), pending_search=0, next_request=1)
+    assert step == Step(state_of(21, a=AgentSlot(Phase.RESIDENT, 21, searching, None, ids(E(0)))),
+                        (SearchArchive("a", 0, "t0", 2),))
 
 
 def test_duplicate_append_is_refused_and_changes_nothing() -> None:

@@ -51,7 +51,7 @@ class Hibernate:
 @attrs.frozen
 class Recall:
     """Bring ``agent`` back from hibernation (``query is None``), or bring back the
-    archived entries of a resident agent that match ``query``."""
+    archived entries that match ``query`` (a hibernated agent is loaded first)."""
 
     at_ms: int
     agent: str

@@ -24,7 +24,8 @@ class InputKind(enum.Enum):
     RECALL = "recall"
     """A recall without a query: bring the hibernated context back."""
     RECALL_QUERY = "recall_query"
-    """A recall with a query: bring back matching archived entries of a resident agent."""
+    """A recall with a query: bring back matching archived entries (loading the agent first
+    if it is hibernated)."""
     ARCHIVED = "archived"
     SUMMARIZED = "summarized"
     SUMMARY_FAILED = "summary_failed"
@@ -51,7 +52,7 @@ PHASE_TABLE: dict[InputKind, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     InputKind.COMPACT: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
     InputKind.HIBERNATE: (_HIBING, R.ALREADY_HIBERNATED, R.ALREADY_HIBERNATED, R.BUSY),
     InputKind.RECALL: (R.NOT_HIBERNATED, R.BUSY, _RECING, R.BUSY),
-    InputKind.RECALL_QUERY: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
+    InputKind.RECALL_QUERY: (_RES, R.BUSY, _RECING, R.BUSY),
     InputKind.ARCHIVED: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
     InputKind.SUMMARIZED: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),
     InputKind.SUMMARY_FAILED: (_RES, _ASLEEP, _ASLEEP, _ASLEEP),

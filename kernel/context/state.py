@@ -101,7 +101,8 @@ class AgentContext:
 class Stub:
     """What stays in the state of a hibernated agent: enough to check what comes back.
 
-    ``Loaded`` is accepted only if the context's counts match the stub's.
+    ``Loaded`` is accepted only if the context's counts match the stub's. ``query`` is
+    the query of a recall in flight that asked for a search after the load.
     """
 
     next_seq: int
@@ -110,6 +111,7 @@ class Stub:
     archived_count: int
     summary_count: int
     hibernated_ms: int
+    query: str | None = None
 
     @classmethod
     def of(cls, context: AgentContext, now_ms: int) -> Stub:

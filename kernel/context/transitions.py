@@ -128,7 +128,8 @@ def hibernate(state: ContextState, agent: str, now_ms: int) -> ContextStep:
 
 
 def recall(state: ContextState, agent: str, now_ms: int, query: str | None = None) -> ContextStep:
-    """Load a hibernated ``agent`` back (no query), or search its archive for ``query``."""
+    """Load a hibernated ``agent`` back; with a ``query``, also search its archive for
+    matching entries (after the load if it was hibernated)."""
     return context_step(state, Recall(now_ms, agent, query))
 
 
@@ -291,15 +292,21 @@ def _recall(state: ContextState, ev: Recall) -> ContextStep:
     if refused is not None:
         return refused
     assert slot is not None
-    if ev.query is None:
-        slot = attrs.evolve(slot, phase=Phase.RECALLING)
+    if slot.phase is Phase.HIBERNATED:
+        # With a query, the search follows the load (the results belong in the context).
+        assert slot.stub is not None
+        slot = attrs.evolve(slot, phase=Phase.RECALLING, stub=attrs.evolve(slot.stub, query=ev.query))
         return Step(_put(state, ev.agent, slot), (LoadContext(ev.agent),))
-    ctx = _ctx(slot)
+    assert ev.query is not None
+    ctx, search = _start_search(_ctx(slot), ev.query, state.config)
+    slot = attrs.evolve(slot, context=ctx, last_active_ms=state.now_ms)
+    return Step(_put(state, ev.agent, slot), (search,))
+
+
+def _start_search(ctx: AgentContext, query: str, config: ContextConfig) -> tuple[AgentContext, SearchArchive]:
     request = ctx.next_request
     ctx = attrs.evolve(ctx, pending_search=request, next_request=request + 1)
-    slot = attrs.evolve(slot, context=ctx, last_active_ms=state.now_ms)
-    search = SearchArchive(ev.agent, request, ev.query, state.config.recall_limit)
-    return Step(_put(state, ev.agent, slot), (search,))
+    return ctx, SearchArchive(ctx.agent, request, query, config.recall_limit)
 
 
 def _tick(state: ContextState) -> ContextStep:
@@ -425,16 +432,22 @@ def _loaded(state: ContextState, ev: Loaded) -> ContextStep:
     mismatch = slot.stub.matches(ev.context)
     if mismatch:
         return _refuse(state, ev.agent, _R.INVALID, f"context.{mismatch}")
-    slot = AgentSlot(Phase.RESIDENT, state.now_ms, context=ev.context, stub=None, ids=_index(ev.context))
-    return Step(_put(state, ev.agent, slot))
+    ctx = ev.context
+    effects: _Effects = ()
+    if slot.stub.query is not None:
+        ctx, search = _start_search(ctx, slot.stub.query, state.config)
+        effects = (search,)
+    slot = AgentSlot(Phase.RESIDENT, state.now_ms, context=ctx, stub=None, ids=_index(ctx))
+    return Step(_put(state, ev.agent, slot), effects)
 
 
 def _load_failed(state: ContextState, ev: LoadFailed) -> ContextStep:
     slot, refused = _resolve(state, ev.agent, InputKind.LOAD_FAILED)
     if refused is not None:
         return refused
-    assert slot is not None
-    return Step(_put(state, ev.agent, attrs.evolve(slot, phase=Phase.HIBERNATED)))
+    assert slot is not None and slot.stub is not None
+    slot = attrs.evolve(slot, phase=Phase.HIBERNATED, stub=attrs.evolve(slot.stub, query=None))
+    return Step(_put(state, ev.agent, slot))
 
 
 # ---------------------------------------------------------------------------
