@@ -76,6 +76,8 @@ class ContextMachine(RuleBasedStateMachine):
         refused = [e.reason.value for e in step.effects if isinstance(e, ContextRefusal)]
         # Coverage labels: `pytest --hypothesis-show-statistics` shows which outcomes were reached.
         hypothesis.event(f"{type(event).__name__}: {refused[0] if refused else 'accepted'}")
+        for kind in sorted({type(e).__name__ for e in step.effects if not isinstance(e, ContextRefusal)}):
+            hypothesis.event(f"{type(event).__name__} -> {kind}")
         for effect in step.effects:
             if isinstance(effect, ArchiveEntries):
                 # Storage writes first, then confirms (the kernel's precondition for moving on).
