@@ -23,6 +23,10 @@ to use it from another one). The asyncio runtime must give a ``Store`` one dedic
 writer thread and do every call from it, or open one ``Store`` per thread (WAL lets
 readers run beside the single writer).
 
+Processes: several may open one store (WAL: readers never wait; writers take turns,
+each write transaction starting with ``BEGIN IMMEDIATE`` and waiting up to
+``busy_timeout_s`` for the lock).
+
 Durability: ``synchronous=NORMAL`` by default, which in WAL mode survives a process
 crash (``kill -9``) with every committed transaction intact; pass ``sync_full=True``
 to also survive power loss, at the cost of an fsync per commit.
@@ -216,18 +220,29 @@ class Store:
     # ---------------------------------------------------------------- opening
 
     @classmethod
-    def create(cls, path: str | pathlib.Path, *, sync_full: bool = False) -> Store:
+    def create(
+        cls, path: str | pathlib.Path, *, sync_full: bool = False, busy_timeout_s: float = 30.0
+    ) -> Store:
         """Create a new store at ``path``; a file already there is an error, never replaced."""
         p = pathlib.Path(path)
         if p.exists() or p.is_symlink():
             raise StoreError(f"{p}: already exists; refusing to overwrite it")
-        return cls.open(p, create=True, sync_full=sync_full)
+        return cls.open(p, create=True, sync_full=sync_full, busy_timeout_s=busy_timeout_s)
 
     @classmethod
     def open(
-        cls, path: str | pathlib.Path, *, create: bool = True, sync_full: bool = False
+        cls,
+        path: str | pathlib.Path,
+        *,
+        create: bool = True,
+        sync_full: bool = False,
+        busy_timeout_s: float = 30.0,
     ) -> Store:
         """Open the store at ``path``, creating it if it is missing and ``create`` is true.
+
+        ``busy_timeout_s`` is how long a call waits for another process's write lock
+        before failing with "database is locked". It is generous because a lock holder
+        may be checkpointing (an fsync) on a busy disk.
 
         Raises :class:`StoreError`, naming the file and leaving it untouched, if the
         file is missing (and ``create`` is false), is not a SQLite database, is some
@@ -246,7 +261,9 @@ class Store:
             _check_header(p)
         mode = "rw" if existed else "rwc"
         try:
-            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode={mode}", uri=True)
+            conn = sqlite3.connect(
+                f"{p.resolve().as_uri()}?mode={mode}", uri=True, timeout=busy_timeout_s
+            )
         except sqlite3.Error as e:
             raise StoreError(f"{p}: cannot open ({e})") from None
         try:
@@ -667,6 +684,10 @@ def _inspect(conn: sqlite3.Connection, path: pathlib.Path) -> bool:
                 f"{app_id:#x} and tables: {shown or 'none'})"
             )
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise StoreError(f"{path}: busy: another process kept it locked ({e})") from None
+        raise StoreError(f"{path}: corrupt or not a SQLite database ({e})") from None
     except sqlite3.DatabaseError as e:
         raise StoreError(f"{path}: corrupt or not a SQLite database ({e})") from None
     if meta.get("format") != FORMAT_NAME:

@@ -564,13 +564,15 @@ def test_processes_creating_the_same_store_at_once_all_succeed(tmp_path: pathlib
         subprocess.Popen(
             [sys.executable, "-c", OPENER, str(path), f"agent-{i}", str(go)],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(3)
     ]
     assert [p.stdout.readline() if p.stdout else "" for p in procs] == ["ready\n"] * 3
     go.touch()
-    assert [p.wait() for p in procs] == [0, 0, 0]
+    outcomes = [(p.wait(), p.stderr.read() if p.stderr else "") for p in procs]
+    assert outcomes == [(0, "")] * 3
     with Store.open(path, create=False) as s:
         assert s.archive_agents() == ("agent-0", "agent-1", "agent-2")
 
@@ -589,3 +591,18 @@ def test_verify_finds_damage_that_open_cannot_see(tmp_path: pathlib.Path) -> Non
     with Store.open(path, create=False) as s, pytest.raises(StoreError) as err:
         s.verify()
     assert str(err.value).startswith(f"{path}: damaged: ")
+
+
+def test_a_lock_held_past_the_busy_timeout_is_reported_as_busy(tmp_path: pathlib.Path) -> None:
+    """A file another connection keeps exclusively locked is refused as busy, not as corrupt."""
+    path = tmp_path / "agents.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match=r"busy: another process kept it locked"):
+            Store.open(path, busy_timeout_s=0.05)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Store.open(path) as s:
+        assert s.archive_agents() == ()
