@@ -406,6 +406,14 @@ class Store:
         )
         return tuple(_row_entry(r) for r in rows)
 
+    def last_archived_seq(self, agent: str) -> int | None:
+        """Return the largest archived seq of ``agent``, or None if nothing is archived."""
+        row = self.db.execute(
+            "SELECT max(seq) FROM entries WHERE agent_id = (SELECT id FROM agents WHERE agent = ?)",
+            [agent],
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
     def search(
         self, agent: str, query: str, *, limit: int = 10, require_all: bool = False
     ) -> tuple[Entry, ...]:

@@ -240,6 +240,7 @@ def test_archive_is_idempotent_and_never_overwrites(store: Store) -> None:
     assert store.archived("a") == (entry(0, "alpha"), entry(1, "beta", key=True), entry(2, "gamma"))
     assert store.archived("a", 1, 1) == (entry(1, "beta", key=True),)
     assert store.archive_agents() == ("a",)
+    assert (store.last_archived_seq("a"), store.last_archived_seq("b")) == (2, None)
 
 
 def test_archived_rows_cannot_be_updated_even_by_raw_sql(store: Store) -> None:
