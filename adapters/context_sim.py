@@ -33,31 +33,17 @@ import attrs
 
 from agentrm.kernel.context import (
     Append,
-    ArchiveEntries,
-    Archived,
     ContextConfig,
-    ContextEffect,
     ContextEvent,
-    ContextOverflow,
-    ContextRefusal,
     ContextState,
     ContextTick,
     Entry,
-    LoadContext,
-    Loaded,
-    PersistContext,
-    Persisted,
     Recall,
-    RequestSummary,
-    SearchArchive,
-    SearchFound,
-    Summarized,
-    Summary,
-    context_step,
     visible_context,
 )
-from agentrm.kernel.context.state import AgentContext, Phase
+from agentrm.kernel.context.state import Phase
 
+from .context_driver import ContextDriver, ContextRefused, run_sync
 from .store import Store
 from .summarize import ExtractiveSummarizer
 from .workload import Message, Probe, Workload
@@ -96,66 +82,58 @@ def _entry(m: Message, seq: int) -> Entry:
 
 
 class AgentrmContext:
-    """agentrm's context kernel, with this object as its shell (store, summarizer)."""
+    """agentrm's context kernel, with this object as its shell (store, summarizer).
+
+    The effects are performed by :class:`~.context_driver.ContextDriver` (shared with the
+    asyncio runtime), inline: the store calls and the extractive summarizer never suspend.
+    """
 
     name = "mlfq"
 
     def __init__(self, config: ContextConfig, store: Store, summarizer: ExtractiveSummarizer) -> None:
-        self.state = ContextState.initial(config)
+        self.now = 0
+        self.driver = ContextDriver(config, store, summarizer, clock=lambda: self.now)
         self.store = store
         self.summarizer = summarizer
-        self.spent = 0
-        self.summaries = 0
-        self.overflows = 0
-        self.hibernations = 0
-        self.wakeups = 0
-        self.now = 0
         # Ticks only matter when the config can hibernate agents (idleness or memory).
         self.ticks = config.idle_ms_hibernate > 0 or config.max_resident_agents > 0
 
+    @property
+    def state(self) -> ContextState:
+        """The context kernel state."""
+        return self.driver.state
+
+    @property
+    def spent(self) -> int:
+        """Tokens the summarizer spent (its cost model)."""
+        return self.driver.counters.summarization_tokens
+
+    @property
+    def summaries(self) -> int:
+        """Summaries made."""
+        return self.driver.counters.summaries
+
+    @property
+    def overflows(self) -> int:
+        """Overflow reports (key entries alone above the warm budget)."""
+        return self.driver.counters.overflows
+
+    @property
+    def hibernations(self) -> int:
+        """Contexts persisted to storage."""
+        return self.driver.counters.hibernations
+
+    @property
+    def wakeups(self) -> int:
+        """Hibernated contexts loaded back."""
+        return self.driver.counters.wakeups
+
     def _run(self, first: ContextEvent) -> None:
         """Feed ``first``, perform every effect, feed the outcomes, until nothing is left."""
-        todo: collections.deque[ContextEvent] = collections.deque([first])
-        while todo:
-            event = todo.popleft()
-            step = context_step(self.state, event)
-            self.state = step.state
-            for effect in step.effects:
-                outcome = self._perform(effect, event)
-                if outcome is not None:
-                    todo.append(outcome)
-
-    def _perform(self, effect: ContextEffect, cause: ContextEvent) -> ContextEvent | None:
-        now = self.now
-        if isinstance(effect, ArchiveEntries):
-            self.store.archive(effect.agent, effect.entries)
-            return Archived(now, effect.agent, effect.request)
-        if isinstance(effect, RequestSummary):
-            result = self.summarizer.summarize(effect.entries)
-            self.spent += result.tokens_spent
-            self.summaries += 1
-            summary = Summary(f"{effect.agent}/s{effect.request}", effect.first_seq, effect.last_seq,
-                              result.text, result.tokens)
-            return Summarized(now, effect.agent, effect.request, summary)
-        if isinstance(effect, SearchArchive):
-            found = self.store.search(effect.agent, effect.query, limit=effect.limit)
-            return SearchFound(now, effect.agent, effect.request, found)
-        if isinstance(effect, PersistContext):
-            self.store.save_context(effect.agent, effect.context)
-            self.hibernations += 1
-            return Persisted(now, effect.agent)
-        if isinstance(effect, LoadContext):
-            self.wakeups += 1
-            ctx = self.store.load_context(effect.agent, AgentContext)
-            assert ctx is not None, f"no hibernated context for {effect.agent!r}"
-            return Loaded(now, effect.agent, ctx)
-        if isinstance(effect, ContextOverflow):
-            self.overflows += 1
-            return None
-        if isinstance(effect, ContextRefusal):
-            raise ContextSimulationError(f"t={now}: context kernel refused {cause!r}: {effect.reason.value} "
-                                         f"{effect.detail}")
-        raise ContextSimulationError(f"unknown context effect {effect!r}")  # pragma: no cover
+        try:
+            run_sync(self.driver.feed(first))
+        except ContextRefused as exc:
+            raise ContextSimulationError(str(exc)) from exc
 
     def _arrive(self, at_ms: int, agent: str) -> None:
         """Advance the clock (a tick may hibernate idle agents), then make ``agent`` resident."""
