@@ -22,11 +22,17 @@ were waiting are queued again (their agent function is looked up by agent name i
 ``agents=``), and tasks that were running are failed in the kernel with
 ``"interrupted"`` and listed in :attr:`Runtime.interrupted` so the caller can resubmit.
 
-Agent context (``ctx.append`` / ``ctx.history`` / ``ctx.recall``) is one gapless log
-per agent name. In durable mode each entry is archived in the store (FTS-searchable)
-before ``append`` returns, so no entry is lost in a crash; in memory it is a list.
-The context kernel's hot/warm tiers (compaction, hibernation) are not driven from
-here yet.
+Agent context (``ctx.append`` / ``ctx.context`` / ``ctx.recall`` / ``ctx.history``)
+belongs to the agent name and is run by the context kernel (hot / warm / cold tiers,
+compaction, hibernation and recall) through
+:class:`~agentrm.adapters.context_driver.ContextService`: the kernel decides, the
+service performs (store, summarizer). ``ctx.context()`` is the visible context, a pure
+function of the kernel state. Each entry is written to the store's archive before its
+``Append`` reaches the kernel and before ``append`` returns, so no entry whose append
+returned is lost in a crash; after a restart an agent is rebuilt on first touch from its
+checkpointed context plus the archived entries after it (see ``context_driver``). In
+memory mode the store is a temporary file, removed at exit. Idle agents are hibernated
+by the kernel's tick, on a timer set to the kernel's next idle deadline.
 
 Shutdown policy on ``async with`` exit: ``"drain"`` (default) waits up to
 ``drain_timeout_s`` for every task to end, then cancels what is left; ``"cancel"``
@@ -45,6 +51,7 @@ import itertools
 import json
 import os
 import pathlib
+import tempfile
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
@@ -53,6 +60,7 @@ import attrs
 
 from agentrm.kernel import step as _step
 from agentrm.kernel.common import Step
+from agentrm.kernel.context import ContextConfig, ContextState, VisibleItem
 from agentrm.kernel.context.types import Entry
 from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.effects import (
@@ -88,10 +96,12 @@ from .eventlog import (
     event_from_json,
     event_to_json,
 )
+from .context_driver import DEFAULT_CHECKPOINT_EVERY, ContextService, run_inline
+from .keymark import Marker
 from .llm import ChatClient, ChatResult, RateLimitedError
 from .snapshot import dump_scheduler_state, load_scheduler_state
 from .store import JournalRecord, Store
-from .summarize import count_tokens
+from .summarize import Summarizer
 
 __all__ = [
     "AgentFn",
@@ -269,23 +279,36 @@ class TaskContext:
             self.heartbeat()
             return result
 
-    async def append(self, text: str, *, role: str = "assistant", key: bool = False,
+    async def append(self, text: str, *, role: str = "assistant", key: bool | None = None,
                      tokens: int | None = None, entry_id: str | None = None) -> Entry:
-        """Append an entry to this agent's context; returns it once it is stored.
+        """Append an entry to this agent's context through the context kernel; returns it once stored.
 
-        Contexts belong to the agent name (they outlive one task). In durable mode the
-        entry is archived in the store before this returns, so a crash never loses it;
-        ``tokens`` defaults to :func:`~agentrm.adapters.summarize.count_tokens`.
+        Contexts belong to the agent name (they outlive one task). The entry is written
+        to the store before this returns, so a crash never loses it. ``key=None`` lets
+        the runtime's marker decide (heuristic by default); ``tokens`` defaults to
+        :func:`~agentrm.adapters.summarize.count_tokens`; ``entry_id`` to
+        ``"<task id>:<seq>"``. A duplicate id raises ``ContextError``.
         """
-        return await self._rt._append(self, text, role, key, tokens, entry_id)
+        entry = await self._rt._context().append(
+            self.agent, text, role=role, key=key, tokens=tokens,
+            entry_id=(lambda seq: f"{self.task_id}:{seq}") if entry_id is None else (lambda seq: entry_id))
+        self.heartbeat()  # writing context is progress
+        return entry
+
+    async def context(self) -> tuple[VisibleItem, ...]:
+        """What this agent sees now: key entries, summaries, recalled and hot entries, in
+        seq order, within the window (recalling the agent first if it hibernated)."""
+        return await self._rt._context().visible(self.agent)
 
     async def history(self, first_seq: int | None = None, last_seq: int | None = None) -> tuple[Entry, ...]:
-        """This agent's context entries with ``first_seq <= seq <= last_seq``, in order."""
-        return await self._rt._history(self.agent, first_seq, last_seq)
+        """Every entry of this agent with ``first_seq <= seq <= last_seq``, verbatim, in order."""
+        return await self._rt._context().history(self.agent, first_seq, last_seq)
 
     async def recall(self, query: str, *, limit: int = 10) -> tuple[Entry, ...]:
-        """Up to ``limit`` of this agent's entries matching ``query`` (plain words), in seq order."""
-        return await self._rt._recall(self.agent, query, limit)
+        """Recall by query through the kernel -- the archived matches join :meth:`context` --
+        and return up to ``limit`` entries of this agent's history matching ``query``
+        (plain words), best first by BM25, in seq order."""
+        return await self._rt._context().recall(self.agent, query, limit=limit)
 
     async def spawn(self, fn: Callable[[TaskContext], Awaitable[T]], *, agent: str,
                     lane_class: TaskClass | str | None = None, provider: str | None = None,
@@ -324,6 +347,10 @@ class Runtime:
     function, used to run tasks recovered from a previous run's journal.
     ``shutdown``/``drain_timeout_s``: see the module docstring.
     ``snapshot_every``: journal records between durable snapshots.
+    ``context_config``: the context kernel's policy (default ``ContextConfig()``);
+    ``summarizer``: an async summarizer (default the deterministic extractive one);
+    ``marker``: decides ``key`` when an append does not (default the heuristic one);
+    ``context_checkpoint_every``: appends per agent between context checkpoints.
     """
 
     def __init__(
@@ -338,6 +365,10 @@ class Runtime:
         drain_timeout_s: float = 30.0,
         snapshot_every: int = 10_000,
         observer: Observer | None = None,
+        context_config: ContextConfig | None = None,
+        summarizer: Summarizer | None = None,
+        marker: Marker | None = None,
+        context_checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     ) -> None:
         if shutdown not in ("drain", "cancel"):
             raise ValueError(f"shutdown: expected 'drain' or 'cancel', got {shutdown!r}")
@@ -377,9 +408,15 @@ class Runtime:
         self._since_snapshot = 0
         self._jsonl: io.TextIOBase | None = None
         self._jsonl_writer: EventLogWriter | None = None
-        self._entry_seq: dict[str, int] = {}
-        self._memory_context: dict[str, list[Entry]] = {}
-        self._context_lock = asyncio.Lock()
+        if context_checkpoint_every < 1:
+            raise ValueError(f"context_checkpoint_every: must be >= 1, got {context_checkpoint_every}")
+        self.context_config = ContextConfig() if context_config is None else context_config
+        self._summarizer = summarizer
+        self._marker = marker
+        self._context_checkpoint_every = context_checkpoint_every
+        self._contexts: ContextService | None = None
+        self._memory_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._memory_store: Store | None = None
         self.interrupted: tuple[RecoveredTask, ...] = ()
         """Tasks that were running when the previous runtime on this store died."""
         self.restored: dict[str, TaskHandle[Any]] = {}
@@ -392,6 +429,16 @@ class Runtime:
         """The kernel state as of the last step (read-only view for metrics and tests)."""
         return self._state
 
+    @property
+    def contexts(self) -> ContextService:
+        """The agents' contexts (``visible``, ``recall``, ``hibernate``, ``tick``, ``state``)."""
+        return self._context()
+
+    @property
+    def context_state(self) -> ContextState:
+        """The context kernel state as of the last context operation."""
+        return self._context().state
+
     async def __aenter__(self) -> Runtime:
         self._loop = asyncio.get_running_loop()
         try:
@@ -400,6 +447,7 @@ class Runtime:
             self._last_ms = self._base_ms
             self._t0 = self._loop.time()
             await self._open_jsonl()
+            self._open_contexts()
         except BaseException:
             await self._close_io()
             raise
@@ -414,6 +462,8 @@ class Runtime:
             # Leaving the block by an exception cancels at once (as asyncio.TaskGroup does):
             # draining would hold the error back for up to drain_timeout_s.
             await self._stop_tasks(drain=self._shutdown == "drain" and exc_type is None)
+            if self._contexts is not None:
+                await self._contexts.close()  # checkpoints resident contexts (the store is still open)
         finally:
             self._open = False
             if self._timer is not None:
@@ -664,51 +714,25 @@ class Runtime:
         else:
             rec.future.set_result(result)
 
-    async def _append(self, ctx: TaskContext, text: str, role: str, key: bool,
-                      tokens: int | None, entry_id: str | None) -> Entry:
-        seq = await self._next_entry_seq(ctx.agent)
-        entry = Entry(entry_id if entry_id is not None else f"{ctx.task_id}:{seq}", seq, role, text,
-                      count_tokens(text) if tokens is None else tokens, key)
-        if self._store is None:
-            self._memory_context.setdefault(ctx.agent, []).append(entry)
+    def _context(self) -> ContextService:
+        if self._contexts is None:
+            raise RuntimeError("the runtime's context is used outside 'async with Runtime(...)'")
+        return self._contexts
+
+    def _open_contexts(self) -> None:
+        """Start the context service on the durable store, or on a temporary store in memory mode."""
+        assert self._loop is not None
+        if self._store is not None:
+            store, io = self._store, self._in_writer
         else:
-            store = self._store
-            # The writer thread runs calls in submission order, so seqs land gapless.
-            await self._in_writer(lambda: store.archive(ctx.agent, [entry]))
-        ctx.heartbeat()  # writing context is progress
-        return entry
-
-    async def _next_entry_seq(self, agent: str) -> int:
-        if agent not in self._entry_seq:
-            if self._store is None:
-                self._entry_seq[agent] = 0
-            else:
-                store = self._store
-                async with self._context_lock:
-                    if agent not in self._entry_seq:
-                        last = await self._in_writer(lambda: store.archived(agent)[-1:])
-                        self._entry_seq[agent] = last[0].seq + 1 if last else 0
-        seq = self._entry_seq[agent]
-        self._entry_seq[agent] = seq + 1
-        return seq
-
-    async def _history(self, agent: str, first_seq: int | None, last_seq: int | None) -> tuple[Entry, ...]:
-        if self._store is None:
-            lo = -1 if first_seq is None else first_seq
-            hi = last_seq
-            return tuple(e for e in self._memory_context.get(agent, ())
-                         if e.seq >= lo and (hi is None or e.seq <= hi))
-        store = self._store
-        return await self._in_writer(lambda: store.archived(agent, first_seq, last_seq))
-
-    async def _recall(self, agent: str, query: str, limit: int) -> tuple[Entry, ...]:
-        if self._store is None:
-            words = [w.casefold() for w in query.split()]
-            hits = [e for e in self._memory_context.get(agent, ())
-                    if any(w in e.text.casefold() for w in words)]
-            return tuple(hits[-limit:]) if limit else ()
-        store = self._store
-        return await self._in_writer(lambda: store.search(agent, query, limit=limit))
+            self._memory_dir = tempfile.TemporaryDirectory(prefix="agentrm-ctx-")
+            # Used only from the loop's thread (the store is private to this runtime).
+            self._memory_store = store = Store.create(pathlib.Path(self._memory_dir.name) / "context.db")
+            io = run_inline
+        self._contexts = ContextService(
+            self.context_config, store, clock=self._now, io=io, summarizer=self._summarizer,
+            marker=self._marker, checkpoint_every=self._context_checkpoint_every,
+            to_loop_time=lambda at_ms: self._t0 + (at_ms - self._base_ms) / 1000)
 
     def _client_for(self, provider: str) -> ChatClient:
         llm = self._llm
@@ -900,6 +924,13 @@ class Runtime:
         finally:
             self._jsonl = None
             self._jsonl_writer = None
+            self._contexts = None
+            if self._memory_store is not None:
+                self._memory_store.close()
+                self._memory_store = None
+            if self._memory_dir is not None:
+                self._memory_dir.cleanup()
+                self._memory_dir = None
             if self._store is not None:
                 store, self._store = self._store, None
                 await self._in_writer(store.close)

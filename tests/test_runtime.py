@@ -422,8 +422,8 @@ def test_context_append_history_and_recall_in_memory() -> None:
 
     async def main() -> tuple[list[tuple[str, ...]], list[tuple[str, int, str, int, bool]]]:
         async with Runtime(config()) as rm:
-            hs = [await rm.submit(writer, agent="w") for _ in range(2)]
-            found = [await h for h in hs]
+            # One writer after the other: concurrent writers would interleave their entries.
+            found = [await (await rm.submit(writer, agent="w")) for _ in range(2)]
 
             async def reader(ctx: TaskContext) -> list[tuple[str, int, str, int, bool]]:
                 return [(e.entry_id, e.seq, e.text, e.tokens, e.key) for e in await ctx.history()]
