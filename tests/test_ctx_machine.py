@@ -155,11 +155,7 @@ class ContextMachine(RuleBasedStateMachine):
                 if not ok:
                     self._do(LoadFailed(now, effect.agent, "gone"))
                     return
-                persisted = self.persisted[effect.agent]
-                effects = self._do(Loaded(now, effect.agent, persisted))
-                if not effects:
-                    problems = recall_restores(persisted, self.state, effect.agent)
-                    assert not problems, problems
+                self._load(effect.agent)
             case SearchArchive():
                 found = tuple(self.archive[effect.agent][s] for s in sorted(self.archive[effect.agent]))
                 self._do(SearchFound(now, effect.agent, effect.request, found[-effect.limit:]))
@@ -173,11 +169,20 @@ class ContextMachine(RuleBasedStateMachine):
         needs a hibernate, a persist, a recall and a load to line up)."""
         effect = next(e for e in self.outstanding if isinstance(e, LoadContext))
         self.outstanding.remove(effect)
-        persisted = self.persisted[effect.agent]
-        effects = self._do(Loaded(self.state.now_ms, effect.agent, persisted))
-        if not effects:
-            problems = recall_restores(persisted, self.state, effect.agent)
-            assert not problems, problems
+        self._load(effect.agent)
+
+    def _load(self, agent: str) -> None:
+        """Answer a load with the context persisted last, and check C12: the agent gets
+        exactly that context back (plus the search request, for a query recall)."""
+        persisted = self.persisted[agent]
+        effects = self._do(Loaded(self.state.now_ms, agent, persisted))
+        assert not any(isinstance(e, ContextRefusal) for e in effects), effects
+        expected = persisted
+        for e in effects:
+            if isinstance(e, SearchArchive):
+                expected = attrs.evolve(persisted, pending_search=e.request, next_request=e.request + 1)
+        problems = recall_restores(expected, self.state, agent)
+        assert not problems, problems
 
     @rule(agent=st.sampled_from(AGENTS), request=st.integers(0, 30))
     def stale_completion(self, agent: str, request: int) -> None:
