@@ -152,8 +152,9 @@ def visible_context(state: ContextState, agent: str) -> tuple[VisibleItem, ...]:
 
     If everything does not fit in ``window_tokens``, items are chosen by priority --
     key entries (warm or hot), then the other hot entries, then recalled entries, then
-    summaries, newest first within each -- up to the first that does not fit (``budget.fit_prefix``), and shown in seq
-    order (a summary sits at its ``first_seq``). Empty for an unknown or hibernated agent.
+    summaries, newest first within each -- up to the first that does not fit
+    (``budget.fit_prefix``), and shown in seq order (a summary sits at its
+    ``first_seq``). Empty for an unknown or hibernated agent.
     """
     slot = state.agents.get(agent)
     if slot is None or slot.context is None:
