@@ -446,7 +446,18 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
         return None
     cfg, now, tasks = s.config, s.now_ms, s.tasks
     candidates = [s.next_boost_ms]
-    candidates.extend(x for x in s.lane_deadlines if x is not None)
+    for lane, x in enumerate(s.lane_deadlines):
+        if x is None:
+            continue
+        if x > now:
+            candidates.append(x)
+        else:
+            # Its run limit ran out while it waited and it was dispatched just now: SPEC 1.6
+            # counts its idle and run deadlines one by one, so the idle one is still ahead.
+            tid = s.lanes[lane]
+            assert tid is not None, "a lane with a deadline holds a task"
+            t = tasks[tid]
+            candidates.append(t.last_progress_ms + cfg.class_config(t.task_class).idle_ms_reap)
     if s.waiting:
         # A gate that admits any demand now re-opens at ``now``, which does not count;
         # only the others need their queue heads' smallest demand (min() is order-free).
