@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig, TaskClass
-from agentrm.kernel.scheduler.effects import SchedulerEffect, StartTask, WakeAt, YieldTask
+from agentrm.kernel.scheduler.effects import CancelReason, CancelTask, SchedulerEffect, StartTask, WakeAt, YieldTask
 from agentrm.kernel.scheduler.events import (
     ClockAdvanced,
     Heartbeat,
@@ -261,7 +261,7 @@ class Lockstep(RuleBasedStateMachine):
         self.apply(ClockAdvanced(self.now + dt))
 
 Lockstep.TestCase.settings = settings(
-    Lockstep.TestCase.settings, max_examples=120, stateful_step_count=40,
+    Lockstep.TestCase.settings, max_examples=300, stateful_step_count=50,
 )
 TestLockstep = Lockstep.TestCase
 TestLockstep.__doc__ = "The kernel emits exactly the model's effects and state for every generated event sequence."
@@ -333,4 +333,18 @@ def test_a_closed_gate_frees_the_lane() -> None:
     assert run_both(config, [Submit(0, "b1", "a", B), StepFinished(10, "b1")]) == [
         (StartTask("b1", 0, 0), WakeAt(10_000)),
         (YieldTask("b1"), WakeAt(60_000)),
+    ]
+
+
+def test_a_task_dispatched_past_its_run_limit_still_wakes_the_shell() -> None:
+    """A task whose run limit ran out while it waited is dispatched, and the wake-up is its idle deadline (SPEC 1.6)."""
+    config = attrs.evolve(two_lane_config((100,)), background=ClassConfig(0, 0, 500, run_ms_limit=300))
+    g = TaskClass.BACKGROUND
+    events: list[SchedulerEvent] = [Submit(0, "g", "a", g), RateLimited(0, "g", "default"), ClockAdvanced(1_000),
+                                    ClockAdvanced(1_500)]
+    assert run_both(config, events) == [
+        (StartTask("g", 0, 0), WakeAt(300)),
+        (YieldTask("g"), WakeAt(1_000)),  # the default Retry-After
+        (StartTask("g", 0, 0), WakeAt(1_500)),  # not the boost at 100,000
+        (CancelTask("g", CancelReason.IDLE),),
     ]

@@ -253,7 +253,7 @@ class KernelMachine(RuleBasedStateMachine):
 
 
 KernelMachine.TestCase.settings = settings(
-    KernelMachine.TestCase.settings, max_examples=100, stateful_step_count=40,
+    KernelMachine.TestCase.settings, max_examples=200, stateful_step_count=50,
 )
 TestKernelMachine = KernelMachine.TestCase
 TestKernelMachine.__doc__ = "Every scheduler invariant holds after every call in any generated sequence."
