@@ -192,6 +192,8 @@ def earliest_admit_ms(
 def rates(gate: GateState, provider: ProviderConfig) -> tuple[int, int]:
     """The gate's effective (requests/min, tokens/min)."""
     e = gate.limit_permille
+    if e == CEILING_PERMILLE:  # the usual case, and on every event's hot path
+        return provider.requests_per_min, provider.tokens_per_min
     return effective_rate(provider.requests_per_min, e), effective_rate(provider.tokens_per_min, e)
 
 

@@ -407,10 +407,14 @@ def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> tupl
     running = list(d.running)
     if freeing is not None:
         running[_CLASSES.index(freeing.task_class)] -= 1
-    reserved = [cfg.class_config(c).reserved_lanes for c in _CLASSES]
-    shared = cfg.lanes - sum(reserved)
-    shared_used = sum(max(0, r - res) for r, res in zip(running, reserved))
-    return tuple(c for c, r, res in zip(_CLASSES, running, reserved) if r < res or shared_used < shared)
+    r0, r1, r2 = running
+    res0, res1, res2 = (cfg.interactive.reserved_lanes, cfg.batch.reserved_lanes,
+                        cfg.background.reserved_lanes)  # _CLASSES order
+    shared_free = cfg.lanes - res0 - res1 - res2 - max(0, r0 - res0) - max(0, r1 - res1) - max(0, r2 - res2)
+    if shared_free > 0:
+        return _CLASSES
+    return tuple(c for c, r, res in ((_CLASSES[0], r0, res0), (_CLASSES[1], r1, res1), (_CLASSES[2], r2, res2))
+                 if r < res)
 
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
