@@ -368,11 +368,21 @@ class ContextService:
         if config.idle_ms_hibernate > 0 or config.max_resident_agents > 0:
             await self.driver.feed(ContextTick(self.driver.now()))
 
+    async def _make_room(self, agent: str) -> None:
+        """Under a resident-agent cap, tick before ``agent`` is brought in (created or recalled).
+
+        Idleness needs no tick here: the timer fires at the kernel's next idle deadline.
+        Memory pressure only grows when an agent comes in, so that is when it is checked
+        (as the simulator does); ticking on every operation would cost O(agents) each.
+        """
+        slot = self.driver.state.agents.get(agent)
+        if self.driver.state.config.max_resident_agents > 0 and (slot is None or slot.phase is not Phase.RESIDENT):
+            await self.driver.feed(ContextTick(self.driver.now()))
+
     async def _append(self, agent: str, text: str, role: str, key: bool | None, tokens: int | None,
                       entry_id: Callable[[int], str]) -> Entry:
         if not agent:
             raise ContextError("append: agent must be non-empty")
-        await self._tick()  # time passed: idle agents may hibernate first
         await self._resident(agent)
         slot = self.driver.state.agents.get(agent)
         seq = 0 if slot is None or slot.context is None else slot.context.next_seq
@@ -395,6 +405,7 @@ class ContextService:
 
     async def _resident(self, agent: str) -> None:
         """Make ``agent`` resident: recover it from the store on first touch, recall it if hibernated."""
+        await self._make_room(agent)
         if agent not in self._checked:
             self._checked.add(agent)
             if agent not in self.driver.state.agents:
@@ -434,15 +445,15 @@ class ContextService:
         await self.driver.io(lambda: store.save_context(agent, ctx))
 
     def _arm(self) -> None:
-        """Set the one timer for the kernel's next idle-hibernation deadline (none: no timer)."""
-        if self._to_loop_time is None or self._closed:
+        """Set the one timer for the kernel's next idle-hibernation deadline (none: no timer).
+
+        A pending timer is left alone: activity only moves deadlines later, so the pending
+        one is never late; when it fires, the tick re-arms for the deadline then current.
+        This keeps the O(agents) deadline query off the per-append path.
+        """
+        if self._to_loop_time is None or self._closed or self._timer is not None:
             return
         at = next_hibernate_ms(self.driver.state)
-        if at == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._timer_at = at
         if at is not None:
             self._timer = asyncio.get_running_loop().call_at(self._to_loop_time(at), self._on_timer)
