@@ -372,8 +372,10 @@ class ContextService:
         """Under a resident-agent cap, tick before ``agent`` is brought in (created or recalled).
 
         Idleness needs no tick here: the timer fires at the kernel's next idle deadline.
-        Memory pressure only grows when an agent comes in, so that is when it is checked
-        (as the simulator does); ticking on every operation would cost O(agents) each.
+        Memory pressure only grows when an agent comes in, so that is when it is checked:
+        before (as the simulator does) and, for an append, after; ticking on every
+        operation would cost O(agents) each. A read (``visible``, ``recall``) that
+        brings an agent in can leave one agent over the cap until the next append.
         """
         slot = self.driver.state.agents.get(agent)
         if self.driver.state.config.max_resident_agents > 0 and (slot is None or slot.phase is not Phase.RESIDENT):
@@ -383,7 +385,7 @@ class ContextService:
                       entry_id: Callable[[int], str]) -> Entry:
         if not agent:
             raise ContextError("append: agent must be non-empty")
-        await self._resident(agent)
+        came_in = await self._resident(agent)
         slot = self.driver.state.agents.get(agent)
         seq = 0 if slot is None or slot.context is None else slot.context.next_seq
         eid = entry_id(seq)
@@ -398,13 +400,21 @@ class ContextService:
         store = self.driver.store
         await self.driver.io(lambda: store.archive(agent, [entry]))  # written ahead: never lost
         await self.driver.feed(Append(self.driver.now(), agent, eid, role, text, n, entry.key))
+        if (came_in or slot is None) and self.driver.state.config.max_resident_agents > 0:
+            # One more resident agent: the kernel picks the victims (possibly this one; it is stored).
+            await self.driver.feed(ContextTick(self.driver.now()))
         self._since_checkpoint[agent] = self._since_checkpoint.get(agent, 0) + 1
         if self._since_checkpoint[agent] >= self.checkpoint_every:
             await self._checkpoint(agent)
         return entry
 
-    async def _resident(self, agent: str) -> None:
-        """Make ``agent`` resident: recover it from the store on first touch, recall it if hibernated."""
+    async def _resident(self, agent: str) -> bool:
+        """Make ``agent`` resident: recover it from the store on first touch, recall it if hibernated.
+
+        Returns whether it was brought in (it was in the state but not resident, or
+        came back from a checkpoint); an agent never seen stays absent until appended to.
+        """
+        before = self.driver.state.agents.get(agent)
         await self._make_room(agent)
         if agent not in self._checked:
             self._checked.add(agent)
@@ -416,6 +426,8 @@ class ContextService:
             slot = self.driver.state.agents[agent]
             if slot.phase is not Phase.RESIDENT:
                 raise ContextError(f"agent {agent!r}: its hibernated context could not be loaded")
+        after = self.driver.state.agents.get(agent)
+        return after is not None and (before is None or before.phase is not Phase.RESIDENT)
 
     async def _recover(self, agent: str) -> None:
         """Rebuild ``agent`` from its checkpoint and the archived entries after it (see module doc)."""

@@ -162,6 +162,44 @@ def test_idle_agent_is_hibernated_by_the_kernel_tick(tmp_path: Path) -> None:
                                                                                      "note 6", 1)))
 
 
+def test_idle_timer_hibernates_without_any_call(tmp_path: Path) -> None:
+    """The runtime arms a timer at the kernel's next idle deadline; when it fires, the tick hibernates the agent."""
+    config = attrs.evolve(CTX, idle_ms_hibernate=5)
+
+    async def main() -> tuple[Phase, tuple[str, ...]]:
+        async with Runtime(CONFIG, store=tmp_path / "c.db", context_config=config) as rm:
+            await (await rm.submit(write_six, agent="a"))
+            # Wait for the outcome, not for a fixed time: the bound only guards against a hang.
+            async with asyncio.timeout(10):
+                while rm.context_state.agents["a"].phase is not Phase.HIBERNATED:
+                    await asyncio.sleep(0.002)
+            with Store.open(tmp_path / "c.db", create=False) as reader:
+                return rm.context_state.agents["a"].phase, reader.hibernated_agents()
+
+    assert asyncio.run(main()) == (Phase.HIBERNATED, ("a",))
+
+
+def test_memory_pressure_hibernates_the_least_recently_active_agent(tmp_path: Path) -> None:
+    """With max_resident_agents=1, appending to a second agent hibernates the first; appending to it again swaps them."""
+    config = attrs.evolve(CTX, max_resident_agents=1)
+
+    async def one(ctx: TaskContext) -> None:
+        await ctx.append(f"hello from {ctx.agent}", tokens=1, key=False)
+
+    async def main() -> list[tuple[Phase, Phase | None]]:
+        phases: list[tuple[Phase, Phase | None]] = []
+        async with Runtime(CONFIG, store=tmp_path / "c.db", context_config=config) as rm:
+            for agent in ("a", "b", "a"):
+                await (await rm.submit(one, agent=agent))
+                state = rm.context_state.agents
+                phases.append((state["a"].phase, state["b"].phase if "b" in state else None))
+            assert [e.text for e in await rm.contexts.history("a", None, None)] == ["hello from a"] * 2
+        return phases
+
+    assert asyncio.run(main()) == [(Phase.RESIDENT, None), (Phase.HIBERNATED, Phase.RESIDENT),
+                                   (Phase.RESIDENT, Phase.HIBERNATED)]
+
+
 def test_restart_on_the_same_store_rebuilds_the_context(tmp_path: Path) -> None:
     """A second runtime on the same file sees the same context and continues its seqs."""
 
