@@ -1,4 +1,4 @@
-"""The scheduler invariants S1..S13 of SPEC.md section 2, as importable predicates.
+"""The scheduler invariants S1..S14 of SPEC.md section 2, as importable predicates.
 
 Each invariant is one pure function. State invariants take a
 :class:`~agentrm.kernel.scheduler.state.SchedulerState`; transition invariants take
@@ -288,6 +288,36 @@ def orphans_cancelled(state: SchedulerState) -> tuple[str, ...]:
     return tuple(problems)
 
 
+def indexes_consistent(state: SchedulerState) -> tuple[str, ...]:
+    """S14: the state's derived indexes (children, per-lane reap deadlines, running per class) match the tasks."""
+    problems: list[str] = []
+    expected: dict[str, list[str]] = {}
+    for t in _tasks(state):
+        if t.parent is not None:
+            expected.setdefault(t.parent, []).append(t.task_id)
+    for parent in sorted(set(expected) | set(state.children.keys())):
+        got = state.children.get(parent, ())
+        if got != tuple(expected.get(parent, ())):
+            problems.append(f"children of {parent!r} recorded as {got}, expected {tuple(expected.get(parent, ()))}")
+    deadlines: list[int | None] = []
+    for tid in state.lanes:
+        t = state.tasks.get(tid) if tid is not None else None
+        if t is None:
+            deadlines.append(None)
+            continue
+        cc = state.config.class_config(t.task_class)
+        d = t.last_progress_ms + cc.idle_ms_reap
+        if cc.run_ms_limit > 0 and t.started_ms is not None:
+            d = min(d, t.started_ms + cc.run_ms_limit)
+        deadlines.append(d)
+    if tuple(state.lane_deadlines) != tuple(deadlines):
+        problems.append(f"lane deadlines recorded as {state.lane_deadlines}, expected {tuple(deadlines)}")
+    if tuple(state.running_by_class) != _running_by_class(state):
+        problems.append(f"running per class recorded as {state.running_by_class}, "
+                        f"expected {_running_by_class(state)}")
+    return tuple(problems)
+
+
 # ---------------------------------------------------------------------------
 # Transition invariants: (before, event, step)
 # ---------------------------------------------------------------------------
@@ -428,6 +458,7 @@ STATE_INVARIANTS: tuple[tuple[str, StatePredicate], ...] = (
     ("S6", aimd_within_bounds),
     ("S7", no_overdue_running),
     ("S8", orphans_cancelled),
+    ("S14", indexes_consistent),
 )
 """Every state invariant, by SPEC.md id, in id order."""
 
@@ -446,7 +477,7 @@ def _violations(inv: str, name: str, messages: Iterable[str]) -> tuple[Violation
 
 
 def check_scheduler(state: SchedulerState) -> tuple[Violation, ...]:
-    """Every state invariant (S1-S8) on ``state``; empty when all hold."""
+    """Every state invariant (S1-S8, S14) on ``state``; empty when all hold."""
     out: list[Violation] = []
     for inv, pred in STATE_INVARIANTS:
         out.extend(_violations(inv, pred.__name__, pred(state)))

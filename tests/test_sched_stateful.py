@@ -2,7 +2,7 @@
 
 A Hypothesis state machine calls the kernel's public transitions -- ``admit``,
 ``step`` with every kind of event, ``tick``, ``reap`` and ``demote`` -- on task ids
-kept in a Bundle. Each state invariant S1-S8 is an ``@invariant`` checked after every
+kept in a Bundle. Each state invariant (S1-S8, S14) is an ``@invariant`` checked after every
 call; the transition invariants S9-S13 are checked on every ``step``/``admit``/``tick``
 (the transitions that dispatch).
 """
@@ -242,6 +242,12 @@ class KernelMachine(RuleBasedStateMachine):
         """S8."""
         if self.state is not None:
             self.check(inv.orphans_cancelled(self.s))
+
+    @invariant()
+    def s14_indexes_consistent(self) -> None:
+        """S14."""
+        if self.state is not None:
+            self.check(inv.indexes_consistent(self.s))
 
     @invariant()
     def s9_to_s13_transition(self) -> None:

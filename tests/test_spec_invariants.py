@@ -16,7 +16,14 @@ from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, Schedul
 from agentrm.kernel.scheduler.effects import SchedulerEffect, StartTask, YieldTask
 from agentrm.kernel.scheduler.events import ClockAdvanced, StepFinished
 from agentrm.kernel.scheduler.lifecycle import Phase
-from agentrm.kernel.scheduler.state import SCALE, FifoQueue, SchedulerState, TaskRecord
+from agentrm.kernel.scheduler.state import (
+    SCALE,
+    FifoQueue,
+    SchedulerState,
+    TaskRecord,
+    derive_lane_deadlines,
+    derive_running_by_class,
+)
 from agentrm.specs import Violation, check_scheduler, check_scheduler_transition
 from agentrm.specs import scheduler_invariants as inv
 
@@ -59,13 +66,18 @@ def good_state() -> SchedulerState:
     base = SchedulerState.initial(CONFIG)
     # Both buckets empty, so the waiting tasks are legitimately not dispatchable.
     gate = attrs.evolve(base.gates["default"], requests_scaled=0, tokens_scaled=0, refilled_ms=200)
-    return attrs.evolve(
+    return rederive(attrs.evolve(
         base, now_ms=200, tasks=immutables.Map(tasks),
         children=immutables.Map({"r0": ("c4",)}),
         queues=immutables.Map({(1, TaskClass.BATCH, "default"): q1, (2, TaskClass.BACKGROUND, "default"): q2}),
         lanes=("r0", None, None), gates=immutables.Map({"default": gate}),
         waiting=3, live=4, next_submit_seq=5, next_enqueue_seq=5,
-    )
+    ))
+
+
+def rederive(s: SchedulerState) -> SchedulerState:
+    """``s`` with its derived indexes recomputed by the kernel's own functions."""
+    return attrs.evolve(s, lane_deadlines=derive_lane_deadlines(s), running_by_class=derive_running_by_class(s))
 
 
 def with_task(s: SchedulerState, tid: str, **changes: object) -> SchedulerState:
@@ -124,6 +136,14 @@ CORRUPTIONS = [
     # S8: a live child of a reaped parent.
     ("S8", lambda s: attrs.evolve(with_task(s, "r0", phase=Phase.REAPED, lane=None),
                                   lanes=(None, None, None), live=3)),
+    # S14: a child missing from its parent's children.
+    ("S14", lambda s: attrs.evolve(s, children=immutables.Map())),
+]
+RAW_CORRUPTIONS = [
+    # S14: a stale reap deadline for lane 0.
+    ("S14", lambda s: attrs.evolve(s, lane_deadlines=(999, None, None))),
+    # S14: a stale running count.
+    ("S14", lambda s: attrs.evolve(s, running_by_class=(0, 0, 0))),
 ]
 
 
@@ -131,9 +151,16 @@ CORRUPTIONS = [
 def test_each_state_invariant_catches_its_corruption(expected: str, corrupt: object) -> None:
     """Each corruption is reported by exactly the invariant that forbids it."""
     assert callable(corrupt)
-    vs = check_scheduler(corrupt(good_state()))
+    vs = check_scheduler(rederive(corrupt(good_state())))
     assert ids(vs) == [expected], vs
     assert all(isinstance(v.message, str) and v.message for v in vs)
+
+
+@pytest.mark.parametrize(("expected", "corrupt"), RAW_CORRUPTIONS, ids=[c[0] for c in RAW_CORRUPTIONS])
+def test_stale_indexes_are_caught(expected: str, corrupt: object) -> None:
+    """A derived index that disagrees with the tasks is reported by S14 alone."""
+    assert callable(corrupt)
+    assert ids(check_scheduler(corrupt(good_state()))) == [expected]
 
 
 def step_of(state: SchedulerState, *effects: SchedulerEffect) -> StepT:
