@@ -301,14 +301,14 @@ def indexes_consistent(state: SchedulerState) -> tuple[str, ...]:
             problems.append(f"children of {parent!r} recorded as {got}, expected {tuple(expected.get(parent, ()))}")
     deadlines: list[int | None] = []
     for tid in state.lanes:
-        t = state.tasks.get(tid) if tid is not None else None
-        if t is None:
+        held = state.tasks.get(tid) if tid is not None else None
+        if held is None:
             deadlines.append(None)
             continue
-        cc = state.config.class_config(t.task_class)
-        d = t.last_progress_ms + cc.idle_ms_reap
-        if cc.run_ms_limit > 0 and t.started_ms is not None:
-            d = min(d, t.started_ms + cc.run_ms_limit)
+        cc = state.config.class_config(held.task_class)
+        d = held.last_progress_ms + cc.idle_ms_reap
+        if cc.run_ms_limit > 0 and held.started_ms is not None:
+            d = min(d, held.started_ms + cc.run_ms_limit)
         deadlines.append(d)
     if tuple(state.lane_deadlines) != tuple(deadlines):
         problems.append(f"lane deadlines recorded as {state.lane_deadlines}, expected {tuple(deadlines)}")
