@@ -226,6 +226,34 @@ def test_restart_on_the_same_store_rebuilds_the_context(tmp_path: Path) -> None:
     assert entry == Entry("x:6", 6, "assistant", "again", 1, False)
 
 
+@pytest.mark.parametrize("how", ["hibernated at exit", "no checkpoint"])
+def test_restart_rebuilds_from_a_hibernated_context_or_from_the_archive_alone(tmp_path: Path, how: str) -> None:
+    """A context hibernated at exit is recalled on first touch; with no checkpoint at all, replaying the archive through the kernel rebuilds the same context."""
+    db = tmp_path / "c.db"
+
+    async def first() -> None:
+        async with Runtime(CONFIG, store=db, context_config=CTX) as rm:
+            await (await rm.submit(write_six, agent="a"))
+            if how == "hibernated at exit":
+                await rm.contexts.hibernate("a")
+
+    asyncio.run(first())
+    if how == "no checkpoint":
+        with Store.open(db, create=False) as store:
+            assert store.delete_context("a")
+
+    async def second() -> tuple[AgentContext, tuple[VisibleItem, ...]]:
+        async with Runtime(CONFIG, store=db, context_config=CTX) as rm:
+            visible = await rm.contexts.visible("a")
+            assert check_context(rm.context_state) == ()
+            return context_of(rm, "a"), visible
+
+    ctx, visible = asyncio.run(second())
+    assert ctx == SIX_CONTEXT
+    assert visible == (SIX_CONTEXT.summaries[0], E(2, note(2), key=True), SIX_CONTEXT.summaries[1],
+                       E(4, note(4)), E(5, note(5)))
+
+
 class RecordingSummarizer:
     """A summarizer that names the seqs it was given (and can be told to fail)."""
 
