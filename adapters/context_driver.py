@@ -235,17 +235,35 @@ class ContextDriver:
         raise ContextError(f"unknown context effect {effect!r}")  # pragma: no cover
 
     async def _search(self, effect: SearchArchive) -> tuple[Entry, ...]:
-        store = self.store
+        store, agent, query, limit = self.store, effect.agent, effect.query, effect.limit
         if not self.write_ahead:
-            return await self.io(lambda: store.search(effect.agent, effect.query, limit=effect.limit))
-        slot = self.state.agents[effect.agent]
+            return await self.io(lambda: store.search(agent, query, limit=limit))
+        slot = self.state.agents[agent]
         assert slot.context is not None  # a search is only started for a resident agent
         archived = frozenset(slot.context.archived)
+
+        async def best_archived(k: int) -> tuple[Entry, ...]:
+            """The kernel-archived entries among the store's ``k`` best matches, in seq order."""
+            found = await self.io(lambda: store.search(agent, query, limit=k))
+            return tuple(e for e in found if (e.seq, e.entry_id) in archived)
+
         # Entries written ahead but not archived by the kernel (hot, warm keys) may take
-        # places in the store's answer: ask for that many more, then keep only archived ones.
+        # places among the store's best matches: at most ``extra`` of them.
         extra = slot.context.next_seq - len(archived)
-        found = await self.io(lambda: store.search(effect.agent, effect.query, limit=effect.limit + extra))
-        return tuple(e for e in found if (e.seq, e.entry_id) in archived)[: effect.limit]
+        found = await best_archived(limit + extra)
+        if len(found) <= limit:
+            return found
+        # More than ``limit`` archived matches: find the smallest k whose k best hold
+        # exactly ``limit`` archived ones (the count grows by at most one per k), so the
+        # answer is the ``limit`` best archived matches by rank, as without write-ahead.
+        lo, hi = limit, limit + extra
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(await best_archived(mid)) >= limit:
+                hi = mid
+            else:
+                lo = mid + 1
+        return await best_archived(lo)
 
     def visible(self, agent: str) -> tuple[VisibleItem, ...]:
         """What ``agent`` sees now (a pure function of the kernel state)."""

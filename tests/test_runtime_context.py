@@ -110,6 +110,27 @@ def test_recall_by_query_brings_archived_entries_into_view(tmp_path: Path) -> No
                        SIX_CONTEXT.summaries[1], E(4, note(4)), E(5, note(5)))
 
 
+def test_query_recall_brings_the_best_archived_match_not_the_earliest(tmp_path: Path) -> None:
+    """Entries written ahead but still hot never crowd out archived matches, and the kernel gets the best-ranked archived ones."""
+    texts = ["one", "zeta delta", "two", "zeta zeta zeta", "three", "four", "zeta zeta", "five"]
+    config = attrs.evolve(CTX, recall_limit=1)
+
+    async def agent(ctx: TaskContext) -> None:
+        for text in texts:
+            await ctx.append(text, tokens=10, key=False)
+        await ctx.recall("zeta")
+
+    async def main() -> AgentContext:
+        async with Runtime(CONFIG, store=tmp_path / "c.db", context_config=config) as rm:
+            await (await rm.submit(agent, agent="a"))
+            return context_of(rm, "a")
+
+    ctx = asyncio.run(main())
+    assert [e.seq for e in ctx.hot] == [6, 7]  # the strong "zeta zeta" match is hot, not archived
+    assert [s for s, _ in ctx.archived] == [0, 1, 2, 3, 4, 5]
+    assert ctx.recalled == (E(3, "zeta zeta zeta"),)
+
+
 def test_hibernate_then_recall_restores_an_equal_context(tmp_path: Path) -> None:
     """An agent hibernated through the kernel comes back equal when it next reads its context."""
 
