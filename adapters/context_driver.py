@@ -341,9 +341,13 @@ class ContextService:
         return await self._exclusive(lambda: self.driver.io(lambda: store.archived(agent, first_seq, last_seq)))
 
     async def hibernate(self, agent: str) -> None:
-        """Hibernate ``agent`` now through the kernel (refusals raise :class:`ContextRefused`)."""
+        """Hibernate ``agent`` now through the kernel.
+
+        The kernel's refusals raise :class:`ContextRefused`: an agent never appended to
+        (``unknown_agent``), or one already hibernated (``already_hibernated``).
+        """
         async def op() -> None:
-            await self._resident(agent)
+            await self._known(agent)
             await self.driver.feed(Hibernate(self.driver.now(), agent))
         await self._exclusive(op)
 
@@ -434,10 +438,7 @@ class ContextService:
         """
         before = self.driver.state.agents.get(agent)
         await self._make_room(agent)
-        if agent not in self._checked:
-            self._checked.add(agent)
-            if agent not in self.driver.state.agents:
-                await self._recover(agent)
+        await self._known(agent)
         slot = self.driver.state.agents.get(agent)
         if slot is not None and slot.phase is Phase.HIBERNATED:
             await self.driver.feed(Recall(self.driver.now(), agent))
@@ -446,6 +447,13 @@ class ContextService:
                 raise ContextError(f"agent {agent!r}: its hibernated context could not be loaded")
         after = self.driver.state.agents.get(agent)
         return after is not None and (before is None or before.phase is not Phase.RESIDENT)
+
+    async def _known(self, agent: str) -> None:
+        """On the first touch of ``agent`` in this runtime, rebuild it from the store if it is there."""
+        if agent not in self._checked:
+            self._checked.add(agent)
+            if agent not in self.driver.state.agents:
+                await self._recover(agent)
 
     async def _recover(self, agent: str) -> None:
         """Rebuild ``agent`` from its checkpoint and the archived entries after it (see module doc)."""

@@ -18,7 +18,7 @@ from agentrm.adapters.context_driver import ContextError, ContextRefused
 from agentrm.adapters.runtime import Runtime, TaskContext
 from agentrm.adapters.store import Store
 from agentrm.adapters.summarize import SummaryResult
-from agentrm.kernel.context import ContextConfig, ContextRefusalReason, Entry, Hibernate, Summary, VisibleItem
+from agentrm.kernel.context import ContextConfig, ContextRefusalReason, Entry, Summary, VisibleItem
 from agentrm.kernel.context.state import AgentContext, Phase
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig
 from agentrm.specs.context_invariants import check_context
@@ -341,19 +341,21 @@ def test_duplicate_entry_id_is_refused_before_anything_is_written(tmp_path: Path
     assert history == (Entry("e1", 0, "assistant", "first", 1, False),)
 
 
-def test_hibernating_a_hibernated_agent_is_a_refusal(tmp_path: Path) -> None:
-    """The kernel's refusal reaches the caller as ContextRefused with the kernel's reason."""
+def test_hibernating_a_hibernated_or_unknown_agent_is_a_refusal() -> None:
+    """The kernel's refusal reaches the caller as ContextRefused with the kernel's reason (in memory mode)."""
 
-    async def main() -> ContextRefusalReason:
+    async def main() -> list[ContextRefusalReason]:
         async with Runtime(CONFIG, context_config=CTX) as rm:
             await (await rm.submit(write_six, agent="a"))
             await rm.contexts.hibernate("a")
-            # hibernate() recalls a hibernated agent first, so go to the driver for a raw second Hibernate.
-            with pytest.raises(ContextRefused) as info:
-                await rm.contexts.driver.feed(Hibernate(rm.contexts.driver.now(), "a"))
-            return info.value.refusal.reason
+            reasons = []
+            for agent in ("a", "nobody"):
+                with pytest.raises(ContextRefused) as info:
+                    await rm.contexts.hibernate(agent)
+                reasons.append(info.value.refusal.reason)
+            return reasons
 
-    assert asyncio.run(main()) is ContextRefusalReason.ALREADY_HIBERNATED
+    assert asyncio.run(main()) == [ContextRefusalReason.ALREADY_HIBERNATED, ContextRefusalReason.UNKNOWN_AGENT]
 
 
 CHILD = textwrap.dedent('''
