@@ -273,6 +273,11 @@ class ContextDriver:
 class ContextService:
     """The asyncio runtime's context: every agent's tiers, through one :class:`ContextDriver`.
 
+    ``clock`` gives the runtime's ms; ``io`` runs store calls on the store's thread;
+    ``to_loop_time`` maps those ms to the loop's clock for the idle timer (None: no
+    timer, ticks only by :meth:`tick`); ``checkpoint_every`` appends per agent between
+    checkpoints.
+
     All operations on the kernel state run one at a time (an ``asyncio.Lock``), each as
     its own task shielded from the caller's cancellation, so a reaped agent never leaves
     an effect half performed. See the module docstring for durability.
@@ -281,7 +286,7 @@ class ContextService:
     def __init__(self, config: ContextConfig, store: Store, *, clock: Callable[[], int], io: Io,
                  summarizer: Summarizer | None = None, marker: Marker | None = None,
                  checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-                 to_loop_time: Callable[[int], float] | None = None) -> None:
+                 to_loop_time: Callable[[int], float] | None = None, checkpoint_on_close: bool = True) -> None:
         if checkpoint_every < 1:
             raise ValueError(f"context_checkpoint_every: must be >= 1, got {checkpoint_every}")
         self.driver = ContextDriver(config, store, summarizer or ExtractiveSummarizer(), clock=clock, io=io,
@@ -296,6 +301,7 @@ class ContextService:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         self._closed = False
+        self._checkpoint_on_close = checkpoint_on_close
 
     @property
     def state(self) -> ContextState:
@@ -356,13 +362,16 @@ class ContextService:
         await self._exclusive(self._tick)
 
     async def close(self) -> None:
-        """Stop the timer, finish operations in flight, checkpoint every resident agent."""
+        """Stop the timer, finish operations in flight, checkpoint every resident agent
+        (unless ``checkpoint_on_close`` is off: a store that dies with the runtime)."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         while self._ops:
             await asyncio.gather(*list(self._ops), return_exceptions=True)
+        if not self._checkpoint_on_close:
+            return
         async with self._lock:
             for agent in sorted(self.driver.state.agents):
                 await self._checkpoint(agent)

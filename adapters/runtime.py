@@ -732,7 +732,8 @@ class Runtime:
         self._contexts = ContextService(
             self.context_config, store, clock=self._now, io=io, summarizer=self._summarizer,
             marker=self._marker, checkpoint_every=self._context_checkpoint_every,
-            to_loop_time=lambda at_ms: self._t0 + (at_ms - self._base_ms) / 1000)
+            to_loop_time=lambda at_ms: self._t0 + (at_ms - self._base_ms) / 1000,
+            checkpoint_on_close=self._store is not None)
 
     def _client_for(self, provider: str) -> ChatClient:
         llm = self._llm
