@@ -225,7 +225,8 @@ class RecoveredTask:
 # --------------------------------------------------------------------------- context
 
 class TaskContext:
-    """What an agent coroutine sees of the runtime: step boundaries, heartbeats, LLM, sub-agents."""
+    """What an agent coroutine sees of the runtime: step boundaries, heartbeats, LLM, sub-agents,
+    and its agent's context (append, context, recall, history)."""
 
     def __init__(self, runtime: Runtime, task_id: str, agent: str, provider: str, task_class: TaskClass) -> None:
         self.task_id = task_id
