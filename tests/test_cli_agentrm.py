@@ -281,7 +281,8 @@ def test_simulate_check_reports_a_violation() -> None:
     before = initial(config)
     after, effects = reduce(before, ClockAdvanced(5))
     hook(before, ClockAdvanced(5), after, effects)
-    broken = attrs.evolve(after, lanes=after.lanes + (None,))
+    # One lane too many, with its derived index kept in step, so only S2 is broken.
+    broken = attrs.evolve(after, lanes=after.lanes + (None,), lane_deadlines=after.lane_deadlines + (None,))
     with pytest.raises(_Violated) as info:
         hook(after, ClockAdvanced(6), broken, ())
     assert info.value.seq == 2
