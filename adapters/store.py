@@ -415,7 +415,7 @@ class Store:
         return None if row[0] is None else int(row[0])
 
     def search(
-        self, agent: str, query: str, *, limit: int = 10, require_all: bool = False
+        self, agent: str, query: str, *, limit: int = 10, require_all: bool = False, ranked: bool = False
     ) -> tuple[Entry, ...]:
         """Return up to ``limit`` of ``agent``'s archived entries that best match ``query``.
 
@@ -423,7 +423,9 @@ class Store:
         so no query is ever a syntax error. Entries matching any word (all words with
         ``require_all``) are ranked by BM25, ties broken by archive order (earlier
         first); the best ``limit`` are returned in seq order, the order the agent saw
-        them in.
+        them in, or with ``ranked`` best first -- the order the context kernel's
+        ``SearchFound`` expects, so that a short window keeps the best match rather
+        than the newest.
         """
         if limit < 0:
             raise StoreError(f"{self.path}: search limit must be >= 0, got {limit}")
@@ -437,11 +439,13 @@ class Store:
         match = f'agent_id : "{agent_id}" AND text : ({words})'
         rows = self.db.execute(
             f"SELECT {', '.join('e.' + c for c in _ENTRY_COLS.split(', '))} FROM entries e "
-            "JOIN (SELECT rowid AS id FROM entries_fts WHERE entries_fts MATCH ? "
-            "      ORDER BY bm25(entries_fts, 0.0, 1.0), rowid LIMIT ?) m ON e.id = m.id",
+            "JOIN (SELECT rowid AS id, bm25(entries_fts, 0.0, 1.0) AS score FROM entries_fts "
+            "      WHERE entries_fts MATCH ? ORDER BY score, rowid LIMIT ?) m ON e.id = m.id "
+            "ORDER BY m.score, m.id",  # a join keeps no order of its own: restate the ranking
             [match, limit],
         )
-        return tuple(sorted((_row_entry(r) for r in rows), key=lambda e: e.seq))
+        found = tuple(_row_entry(r) for r in rows)
+        return found if ranked else tuple(sorted(found, key=lambda e: e.seq))
 
     def archive_agents(self) -> tuple[str, ...]:
         """Return every agent with archived entries, sorted."""

@@ -157,18 +157,21 @@ def warm_within_budget_or_overflow(state: ContextState) -> tuple[str, ...]:
 
 def order_kept(state: ContextState) -> tuple[str, ...]:
     """C6: entries keep their append order across tiers: hot is the gapless newest
-    suffix of seqs, warm key entries and the archive are in increasing seq order, and
-    everything that left hot is older than everything in it."""
+    suffix of seqs, warm key entries and the archive are in increasing seq order,
+    everything that left hot is older than everything in it, and recalled entries
+    (kept in the search's relevance order) are distinct."""
     out: list[str] = []
     for agent, _, ctx in _contexts(state):
         hot = [e.seq for e in ctx.hot]
         if hot != list(range(ctx.next_seq - len(hot), ctx.next_seq)):
             out.append(f"{agent}: hot seqs {hot[:5]}... are not the newest gapless suffix before {ctx.next_seq}")
-        for tier, seqs in (("warm", [e.seq for e in ctx.warm_keys]), ("archive", [s for s, _ in ctx.archived]),
-                           ("recalled", [e.seq for e in ctx.recalled])):
+        recalled = [e.seq for e in ctx.recalled]
+        if len(set(recalled)) != len(recalled):
+            out.append(f"{agent}: recalled seqs {recalled[:8]} repeat an entry")
+        for tier, seqs in (("warm", [e.seq for e in ctx.warm_keys]), ("archive", [s for s, _ in ctx.archived])):
             if any(a >= b for a, b in zip(seqs, seqs[1:])):
                 out.append(f"{agent}: {tier} seqs are not strictly increasing")
-            if hot and seqs and tier != "recalled" and seqs[-1] >= hot[0]:
+            if hot and seqs and seqs[-1] >= hot[0]:
                 out.append(f"{agent}: {tier} seq {seqs[-1]} is not older than the oldest hot seq {hot[0]}")
     return tuple(out)
 

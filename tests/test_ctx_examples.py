@@ -3,6 +3,7 @@ and the exact effects (SPEC.md section 3)."""
 
 from __future__ import annotations
 
+import attrs
 import immutables
 import pytest
 
@@ -308,6 +309,23 @@ def test_query_recall_brings_back_archived_entries() -> None:
                        archived=((0, "e0"), (2, "e2")), pending_summaries=(SummaryRequest(1, 0, 2),),
                        recalled=(E(2),), next_request=3)
     assert step == Step(state_of(10, a=AgentSlot(Phase.RESIDENT, 9, ctx, None, before.ids)), ())
+    assert visible_context(step.state, "a") == (E(1, key=True), E(2), E(3))
+
+
+def test_short_window_shows_the_best_recalled_match_not_the_newest() -> None:
+    """Recalled entries keep the search's relevance order, so a window with room for one shows the best match even when it is the oldest."""
+    config = attrs.evolve(CFG, window_tokens=9)  # key e1 + hot e3 + one recalled entry
+    first = run([*appends("a", [(3, False), (3, True), (3, False), (3, False)]), Archived(7, "a", 0)], config)
+    step = recall(first.state, "a", 9, "t0")
+    step = context_step(step.state, SearchFound(10, "a", 2, (E(0), E(2))))  # best match first
+    before = first.state.agents["a"]
+    ctx = AgentContext("a", next_seq=4, hot=(E(3),), warm_keys=(E(1, key=True),),
+                       archived=((0, "e0"), (2, "e2")), pending_summaries=(SummaryRequest(1, 0, 2),),
+                       recalled=(E(0), E(2)), next_request=3)
+    assert step == Step(ContextState(config, 10, immutables.Map(a=AgentSlot(Phase.RESIDENT, 9, ctx, None, before.ids))))
+    assert visible_context(step.state, "a") == (E(0), E(1, key=True), E(3))
+    step = context_step(step.state, Recall(11, "a", "t2"))
+    step = context_step(step.state, SearchFound(12, "a", 3, (E(2), E(0))))
     assert visible_context(step.state, "a") == (E(1, key=True), E(2), E(3))
 
 

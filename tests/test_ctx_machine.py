@@ -158,7 +158,9 @@ class ContextMachine(RuleBasedStateMachine):
                 self._load(effect.agent)
             case SearchArchive():
                 found = tuple(self.archive[effect.agent][s] for s in sorted(self.archive[effect.agent]))
-                self._do(SearchFound(now, effect.agent, effect.request, found[-effect.limit:]))
+                # Relevance order is the store's business: newest first or oldest first.
+                best = found[-effect.limit:] if ok else found[:effect.limit]
+                self._do(SearchFound(now, effect.agent, effect.request, best if pick % 2 else best[::-1]))
             case _:
                 raise AssertionError(f"unexpected outstanding effect {effect}")
 

@@ -358,6 +358,17 @@ def test_search_ranks_by_relevance_then_returns_seq_order(store: Store) -> None:
         store.search("a", "alpha", limit=-1)
 
 
+def test_ranked_search_returns_best_match_first(store: Store) -> None:
+    """With ranked=True the same best matches come back best first (BM25, ties by seq), the order SearchFound expects."""
+    store.archive("a", [entry(0, "alpha"), entry(1, "beta"), entry(2, "alpha beta gamma"), entry(3, "gamma")])
+    assert store.search("a", "gamma beta alpha", limit=3, ranked=True) == (
+        entry(2, "alpha beta gamma"),
+        entry(0, "alpha"),
+        entry(1, "beta"),
+    )
+    assert store.search("a", "gamma beta alpha", limit=3) == (entry(0, "alpha"), entry(1, "beta"), entry(2, "alpha beta gamma"))
+
+
 def test_fts_query_quotes_every_chunk() -> None:
     """FTS operators, quotes and punctuation-only chunks become inert quoted strings or vanish."""
     assert fts_query('NEAR(x* OR y^ -- a"b') == '"NEAR(x*" OR "OR" OR "y^" OR "a""b"'

@@ -85,7 +85,7 @@ class LoadContext:
 @attrs.frozen
 class SearchArchive:
     """Find at most ``limit`` archived entries of ``agent`` matching ``query``;
-    answer ``SearchFound(request, entries)``."""
+    answer ``SearchFound(request, entries)`` with the entries best match first."""
 
     agent: str
     request: int

@@ -133,7 +133,8 @@ class LoadFailed:
 
 @attrs.frozen
 class SearchFound:
-    """The archived entries matching the query of ``SearchArchive`` number ``request``."""
+    """The archived entries matching the query of ``SearchArchive`` number ``request``,
+    best match first: the kernel shows them in that priority when the window is short."""
 
     at_ms: int
     agent: str

@@ -62,7 +62,8 @@ class AgentContext:
     * ``archived`` -- ``(seq, entry_id)`` of every entry storage confirmed, in seq order;
     * ``compaction`` -- the archive request in flight, if any;
     * ``pending_summaries`` -- summary requests not yet answered, in request order;
-    * ``recalled`` -- archived entries brought back by the last query recall;
+    * ``recalled`` -- archived entries brought back by the last query recall, best
+      match first (the order ``SearchFound`` listed them in);
     * ``pending_search`` -- the request number of the query recall in flight, if any;
     * ``next_request`` -- the counter numbering this agent's requests to the shell;
     * ``overflow_tokens`` -- how far key entries alone exceed the warm budget (0 = none).

@@ -151,8 +151,9 @@ def visible_context(state: ContextState, agent: str) -> tuple[VisibleItem, ...]:
     """What ``agent`` sees now: key entries, summaries, recalled and hot entries, in seq order.
 
     If everything does not fit in ``window_tokens``, items are chosen by priority --
-    key entries (warm or hot), then the other hot entries, then recalled entries, then
-    summaries, newest first within each -- up to the first that does not fit
+    key entries (warm or hot), then the other hot entries, then recalled entries (best
+    match first, the search's order), then summaries (newest first; entries too) -- up
+    to the first that does not fit
     (``budget.fit_prefix``), and shown in seq order (a summary sits at its
     ``first_seq``). Empty for an unknown or hibernated agent.
     """
@@ -163,7 +164,7 @@ def visible_context(state: ContextState, agent: str) -> tuple[VisibleItem, ...]:
     hot_keys = tuple(e for e in ctx.hot if e.key)
     hot_rest = tuple(e for e in ctx.hot if not e.key)
     ranked: tuple[VisibleItem, ...] = (
-        *reversed((*ctx.warm_keys, *hot_keys)), *reversed(hot_rest), *reversed(ctx.recalled),
+        *reversed((*ctx.warm_keys, *hot_keys)), *reversed(hot_rest), *ctx.recalled,
         *reversed(ctx.summaries))
     k = fit_prefix(tuple(item.tokens for item in ranked), state.config.window_tokens)
     return tuple(sorted(ranked[:k], key=_position))
@@ -398,8 +399,14 @@ def _search_found(state: ContextState, ev: SearchFound) -> ContextStep:
         if at == len(seqs) or ctx.archived[at] != (e.seq, e.entry_id):
             return _refuse(state, ev.agent, _R.INVALID,
                            f"entries[{i}]: ({e.seq}, {e.entry_id!r}) is not an archived entry of {ev.agent!r}")
-    by_seq = {e.seq: e for e in ev.entries}
-    recalled = tuple(by_seq[k] for k in sorted(by_seq))
+    # The shell lists matches best first: that order is the relevance ranking
+    # visible_context shows them by when the window is short, so it is kept (only a
+    # repeated entry is dropped). Sorting by seq here lost it: the best match, if old,
+    # was the first to be cut from a full window.
+    by_seq: dict[int, Entry] = {}
+    for e in ev.entries:
+        by_seq.setdefault(e.seq, e)
+    recalled = tuple(by_seq.values())
     ctx = attrs.evolve(ctx, recalled=recalled, pending_search=None)
     return Step(_put(state, ev.agent, attrs.evolve(slot, context=ctx)))
 
