@@ -9,6 +9,7 @@ import pytest
 
 from agentrm.adapters.cli import main
 from agentrm.adapters.context_sim import ContextMetrics, simulate_context
+from agentrm.adapters.scenarios import generate
 from agentrm.adapters.workload import Message, Probe, Workload, WorkloadHeader
 from agentrm.kernel.context.config import ContextConfig
 from agentrm.kernel.scheduler.config import SchedulerConfig
@@ -91,3 +92,11 @@ def test_hibernation_round_trip_keeps_every_fact() -> None:
     assert (awake.hibernations, awake.wakeups) == (0, 0)
     assert (slept.hibernations, slept.wakeups) == (1, 1)
     assert attrs.evolve(slept, hibernations=0, wakeups=0) == awake
+
+
+def test_context_seed_5_keeps_every_fact_to_the_end() -> None:
+    """On the context scenario's seed 5, every planted fact is answerable when probed and again at the end (the best recall match is no longer cut from a full window)."""
+    (m,) = simulate_context(generate("context", 5), ("mlfq",))
+    # Before recalled entries kept the search's ranking, session-0's "budget code proj10"
+    # (BM25's best match, but the oldest of the eight) was cut: 39 of 40 at the end.
+    assert (m.facts, m.facts_retained_at_end, m.probes, m.probes_answered) == (40, 40, 40, 40)
