@@ -237,14 +237,14 @@ class ContextDriver:
     async def _search(self, effect: SearchArchive) -> tuple[Entry, ...]:
         store, agent, query, limit = self.store, effect.agent, effect.query, effect.limit
         if not self.write_ahead:
-            return await self.io(lambda: store.search(agent, query, limit=limit))
+            return await self.io(lambda: store.search(agent, query, limit=limit, ranked=True))
         slot = self.state.agents[agent]
         assert slot.context is not None  # a search is only started for a resident agent
         archived = frozenset(slot.context.archived)
 
         async def best_archived(k: int) -> tuple[Entry, ...]:
-            """The kernel-archived entries among the store's ``k`` best matches, in seq order."""
-            found = await self.io(lambda: store.search(agent, query, limit=k))
+            """The kernel-archived entries among the store's ``k`` best matches, best first."""
+            found = await self.io(lambda: store.search(agent, query, limit=k, ranked=True))
             return tuple(e for e in found if (e.seq, e.entry_id) in archived)
 
         # Entries written ahead but not archived by the kernel (hot, warm keys) may take

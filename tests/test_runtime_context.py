@@ -104,8 +104,8 @@ def test_recall_by_query_brings_archived_entries_into_view(tmp_path: Path) -> No
     found, visible, ctx = asyncio.run(main())
     # Every entry mentions "port"; BM25 ranks the one with "801" first, the rest by archive order.
     assert found == tuple(E(i, note(i)) for i in (0, 1, 3, 4, 5))
-    # The kernel's recall_limit (2) of archived matches, in seq order, joins the view.
-    assert ctx == attrs.evolve(SIX_CONTEXT, recalled=(E(0, note(0)), E(1, note(1))), next_request=5)
+    # The kernel's recall_limit (2) of archived matches, best match first, joins the view.
+    assert ctx == attrs.evolve(SIX_CONTEXT, recalled=(E(1, note(1)), E(0, note(0))), next_request=5)
     assert visible == (SIX_CONTEXT.summaries[0], E(0, note(0)), E(1, note(1)), E(2, note(2), key=True),
                        SIX_CONTEXT.summaries[1], E(4, note(4)), E(5, note(5)))
 
