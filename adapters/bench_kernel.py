@@ -102,11 +102,12 @@ class _Task:
 
 
 class _Gate:
-    __slots__ = ("e", "req", "tok", "at", "paused", "streak", "cfg")
+    __slots__ = ("e", "req", "tok", "at", "paused", "streak", "cfg", "half_open", "probe")
 
     def __init__(self, cfg: ProviderConfig) -> None:
         self.cfg, self.e, self.streak, self.at, self.paused = cfg, 1000, 0, 0, 0
         self.req, self.tok = cfg.requests_per_min * SCALE, cfg.tokens_per_min * SCALE
+        self.half_open, self.probe = False, ""  # the half-open circuit (SPEC.md 1.5)
 
     def rates(self) -> tuple[int, int]:
         return effective_rate(self.cfg.requests_per_min, self.e), effective_rate(self.cfg.tokens_per_min, self.e)
@@ -117,12 +118,20 @@ class _Gate:
             self.req, self.tok, self.at = refill(self.req, r, now - self.at), refill(self.tok, t, now - self.at), now
 
     def admits(self, demand: int, now: int) -> bool:
+        if self.half_open and self.probe:
+            return False
         return admits(self.req, self.tok, self.rates()[1], demand, self.paused, now)
 
-    def charge(self, demand: int) -> int:
+    def charge(self, demand: int, tid: str) -> int:
         tpm = self.rates()[1]
         self.req, self.tok = charge(self.req, self.tok, tpm, demand)
+        if self.half_open:
+            self.probe = tid
         return step_tokens(demand, tpm)
+
+    def completed(self, tid: str) -> None:
+        if self.probe == tid:
+            self.half_open, self.probe = False, ""
 
 
 class MutableScheduler:
@@ -188,6 +197,7 @@ class MutableScheduler:
             t.progress = now
             self.set_deadline(t)
         elif isinstance(ev, TaskFinished):
+            self.gates[t.provider].completed(t.task_id)
             self.end(t, "F")
         elif isinstance(ev, TaskFailed):
             self.end(t, "X")
@@ -198,9 +208,14 @@ class MutableScheduler:
                 return
             g = self.gates[ev.provider]
             pause = g.cfg.default_retry_after_ms if ev.retry_after_ms is None else ev.retry_after_ms
-            g.e = on_429(g.e, g.cfg.floor_permille, g.cfg.decrease_permille)
-            r, k = g.rates()
-            g.req, g.tok, g.paused, g.streak = clamp(g.req, r), clamp(g.tok, k), max(g.paused, now + pause), 0
+            is_probe = g.probe == t.task_id
+            if is_probe:
+                g.probe = ""
+            if not g.half_open or is_probe:  # the first 429 of a pause, or the probe's: cut once
+                g.e = on_429(g.e, g.cfg.floor_permille, g.cfg.decrease_permille)
+                r, k = g.rates()
+                g.req, g.tok, g.streak = clamp(g.req, r), clamp(g.tok, k), 0
+            g.paused, g.half_open = max(g.paused, now + pause), True
             self.release(t)
             t.used += now - t.slice
             self.enqueue(t)
@@ -209,6 +224,7 @@ class MutableScheduler:
             g = self.gates[t.provider]
             g.e, g.streak = on_success(g.e, g.streak, g.cfg.success_streak, g.cfg.increase_permille)
             g.tok = charge_excess(g.tok, max(0, ev.tokens_used - t.charged))
+            g.completed(t.task_id)
             t.used += now - t.slice
             spent = t.used >= self.cfg.level_allotments_ms[t.level]
             if spent:
@@ -220,7 +236,7 @@ class MutableScheduler:
                 self.enqueue(t)
                 self.out.append(YieldTask(t.task_id))
             else:
-                t.charged = g.charge(t.demand)
+                t.charged = g.charge(t.demand, t.task_id)
                 self.set_deadline(t)
 
     def submit(self, ev: Submit) -> None:
@@ -325,7 +341,7 @@ class MutableScheduler:
             if t is None:
                 return
             lane = self.lanes.index(None)
-            t.charged = self.gates[t.provider].charge(t.demand)
+            t.charged = self.gates[t.provider].charge(t.demand, t.task_id)
             self.waiting -= 1
             t.phase, t.lane = "R", lane
             if t.started < 0:
@@ -349,8 +365,8 @@ class MutableScheduler:
                 if t is not None and t.demand < smallest.get(provider, t.demand + 1):
                     smallest[provider] = t.demand
             for p in self.cfg.providers:
-                if p.name in smallest:
-                    g = self.gates[p.name]
+                g = self.gates[p.name]
+                if p.name in smallest and not (g.half_open and g.probe):
                     r, k = g.rates()
                     cands.append(earliest_admit_ms(g.req, g.tok, r, k, smallest[p.name], g.paused, now))
         future = [c for c in cands if c > now]
@@ -376,6 +392,9 @@ class MutableScheduler:
         self.lanes[t.lane] = None
         self.deadline[t.lane] = None
         self.running[t.ci] -= 1
+        g = self.gates[t.provider]
+        if g.probe == t.task_id:  # the probe stopped without completing its step
+            g.probe = ""
 
     def end(self, t: _Task, phase: str) -> None:
         if t.phase == "R":

@@ -78,6 +78,7 @@ def _strict(kind: type[Any], name: str) -> Any:
 _conv = make_converter(forbid_extra_keys=True)
 _conv.register_structure_hook(int, _strict(int, "an integer"))
 _conv.register_structure_hook(str, _strict(str, "a string"))
+_conv.register_structure_hook(bool, _strict(bool, "a boolean"))  # else bool (an int subclass) meets the int hook
 
 
 def _describe(exc: BaseException, type_: Any) -> str:

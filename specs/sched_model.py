@@ -271,13 +271,19 @@ class MTask:
 
 @attrs.frozen
 class MProvider:
-    """One provider's gate: effective limit, success streak, buckets (scaled), pause."""
+    """One provider's gate: effective limit, success streak, buckets (scaled), pause, circuit.
+
+    ``half_open`` after a 429 until a probe completes; ``probe`` the task holding the
+    probe step, or ``""`` (SPEC 1.5).
+    """
 
     e: int
     streak: int
     req: int
     tok: int
     paused_until_ms: int
+    half_open: bool = False
+    probe: str = ""
 
 
 @attrs.frozen
@@ -333,13 +339,34 @@ def _rates(s: ModelState, pi: int) -> tuple[int, int]:
 
 def _gate_admits(s: ModelState, pi: int, demand: int) -> bool:
     p = s.providers[pi]
+    if p.half_open and p.probe:
+        return False  # one probe at a time while half-open
     return admits(p.paused_until_ms, s.now_ms, p.req, p.tok, _rates(s, pi)[1], demand)
 
 
-def _gate_charge(s: ModelState, pi: int, demand: int) -> tuple[ModelState, int]:
+def _gate_charge(s: ModelState, pi: int, demand: int, task_id: str) -> tuple[ModelState, int]:
     p = s.providers[pi]
     req, tok, charged = charge(p.req, p.tok, _rates(s, pi)[1], demand)
-    return _put_provider(s, pi, attrs.evolve(p, req=req, tok=tok)), charged
+    probe = task_id if p.half_open else p.probe  # a half-open gate's admitted step is the probe
+    return _put_provider(s, pi, attrs.evolve(p, req=req, tok=tok, probe=probe)), charged
+
+
+def _close_if_probe(s: ModelState, t: MTask) -> ModelState:
+    """``t`` completed a step: if it held its provider's probe, the circuit closes."""
+    p = s.providers[t.provider]
+    if p.probe == t.task_id:
+        return _put_provider(s, t.provider, attrs.evolve(p, half_open=False, probe=""))
+    return s
+
+
+def _free_stale_probes(s: ModelState) -> ModelState:
+    """A probe whose task is no longer RUNNING (and did not complete its step) is freed."""
+    for pi, p in enumerate(s.providers):
+        if p.probe:
+            i = _find(s, p.probe)
+            if i < 0 or s.tasks[i].phase is not MPhase.RUNNING:
+                s = _put_provider(s, pi, attrs.evolve(p, probe=""))
+    return s
 
 
 def _running_by_class(s: ModelState) -> tuple[int, int, int]:
@@ -522,7 +549,7 @@ def _step_finished(s: ModelState, ev: StepFinished) -> tuple[ModelState, tuple[S
     p = s.providers[t.provider]
     e, streak = aimd_success(p.e, p.streak, pcfg.success_streak, pcfg.increase_permille)
     p = attrs.evolve(p, e=e, streak=streak, tok=charge_excess(p.tok, ev.tokens_used - t.charged))
-    s = _put_provider(s, t.provider, p)
+    s = _close_if_probe(_put_provider(s, t.provider, p), t)
     # Allotment.
     level, used, spent = after_service(
         t.level, t.used_ms + now - t.slice_start_ms, s.config.level_allotments_ms[t.level], s.config.levels)
@@ -539,7 +566,7 @@ def _step_finished(s: ModelState, ev: StepFinished) -> tuple[ModelState, tuple[S
                 must_yield = True
     if must_yield:
         return _requeue(s, i, t), (YieldTask(t.task_id),)
-    s, charged = _gate_charge(s, t.provider, t.demand)
+    s, charged = _gate_charge(s, t.provider, t.demand, t.task_id)
     return _put(s, i, attrs.evolve(t, charged=charged)), ()
 
 
@@ -561,11 +588,16 @@ def _rate_limited(s: ModelState, ev: RateLimited) -> tuple[ModelState, tuple[Sch
     s = _requeue(s, i, t)
     pcfg = s.config.providers[pi]
     p = s.providers[pi]
+    retry = ev.retry_after_ms if ev.retry_after_ms is not None else pcfg.default_retry_after_ms
+    paused = max(p.paused_until_ms, s.now_ms + retry)
+    is_probe = p.probe == t.task_id
+    probe = "" if is_probe else p.probe
+    if p.half_open and not is_probe:
+        # A step admitted before this pause began: the pause already cut the limit.
+        return _put_provider(s, pi, attrs.evolve(p, paused_until_ms=paused, probe=probe)), (YieldTask(t.task_id),)
     e = aimd_cut(p.e, pcfg.floor_permille, pcfg.decrease_permille)
     rpm_e, tpm_e = effective_rate(pcfg.requests_per_min, e), effective_rate(pcfg.tokens_per_min, e)
-    retry = ev.retry_after_ms if ev.retry_after_ms is not None else pcfg.default_retry_after_ms
-    p = MProvider(e, 0, min(p.req, rpm_e * SCALE), min(p.tok, tpm_e * SCALE),
-                  max(p.paused_until_ms, s.now_ms + retry))
+    p = MProvider(e, 0, min(p.req, rpm_e * SCALE), min(p.tok, tpm_e * SCALE), paused, True, probe)
     return _put_provider(s, pi, p), (YieldTask(t.task_id),)
 
 
@@ -589,6 +621,7 @@ def _event(s: ModelState, ev: SchedulerEvent) -> tuple[ModelState, tuple[Schedul
         i, why = _task_check(s, ev.task_id, running_only=True)
         if why is not None:
             return s, _refuse(ev.task_id, why)
+        s = _close_if_probe(s, s.tasks[i])  # its last step completed
         return _put(s, i, attrs.evolve(s.tasks[i], phase=MPhase.FINISHED, lane=-1)), ()
     # TaskFailed: running or waiting.
     i, why = _task_check(s, ev.task_id, running_only=False)
@@ -613,7 +646,7 @@ def _dispatch(s: ModelState) -> tuple[ModelState, tuple[SchedulerEffect, ...]]:
         h = cands[k]
         busy = {t.lane for t in s.tasks if t.phase is MPhase.RUNNING}
         lane = min(x for x in range(s.config.lanes) if x not in busy)
-        s, charged = _gate_charge(s, h.provider, h.demand)
+        s, charged = _gate_charge(s, h.provider, h.demand, h.task_id)
         i = _find(s, h.task_id)
         now = s.now_ms
         s = _put(s, i, attrs.evolve(
@@ -637,7 +670,7 @@ def next_deadline(s: ModelState) -> int | None:
     heads = _heads(s)
     for pi, p in enumerate(s.providers):
         demands = [h.demand for h in heads if h.provider == pi]
-        if demands:
+        if demands and not (p.half_open and p.probe):  # a held probe re-opens on an event
             rpm_e, tpm_e = _rates(s, pi)
             deadlines.append(ready_at(now, p.paused_until_ms, p.req, p.tok, rpm_e, tpm_e, min(demands)))
     later = [d for d in deadlines if d > now]
@@ -662,7 +695,9 @@ def model_step(s: ModelState, ev: SchedulerEvent) -> tuple[ModelState, tuple[Sch
         task_id = "" if isinstance(ev, ClockAdvanced) else ev.task_id
         return s, (Refusal(task_id, RefusalReason.CLOCK_WENT_BACKWARDS),)
     s, reaped = _advance(s, ev.at_ms)
+    s = _free_stale_probes(s)
     s, own = _event(s, ev)
+    s = _free_stale_probes(s)
     s, started = _dispatch(s)
     s, wake = _wake(s)
     return s, reaped + own + started + wake

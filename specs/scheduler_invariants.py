@@ -1,4 +1,4 @@
-"""The scheduler invariants S1..S14 of SPEC.md section 2, as importable predicates.
+"""The scheduler invariants S1..S16 of SPEC.md section 2, as importable predicates.
 
 Each invariant is one pure function. State invariants take a
 :class:`~agentrm.kernel.scheduler.state.SchedulerState`; transition invariants take
@@ -86,11 +86,18 @@ def _reserved(config: SchedulerConfig) -> tuple[int, int, int]:
     return config.interactive.reserved_lanes, config.batch.reserved_lanes, config.background.reserved_lanes
 
 
-def _admits(state: SchedulerState, provider: str, demand: int, extra_req: int = 0, extra_tok: int = 0) -> bool:
-    """Whether ``provider``'s gate admits ``demand`` now, with ``extra_*`` scaled units added back."""
+def _admits(state: SchedulerState, provider: str, demand: int, extra_req: int = 0, extra_tok: int = 0,
+            probe_taken_later: frozenset[str] = frozenset()) -> bool:
+    """Whether ``provider``'s gate admits ``demand`` now, with ``extra_*`` scaled units added back.
+
+    A half-open gate holding a probe admits nothing, unless the probe was taken by a
+    start in ``probe_taken_later`` (so, at the moment being reconstructed, it was free).
+    """
     gate = state.gates[provider]
     _, tpm_e = _rates(state.config, provider, gate)
     if state.now_ms < gate.paused_until_ms:
+        return False
+    if gate.half_open and gate.probe and gate.probe not in probe_taken_later:
         return False
     return (gate.requests_scaled + extra_req >= SCALE
             and gate.tokens_scaled + extra_tok >= min(demand, tpm_e) * SCALE)
@@ -318,6 +325,22 @@ def indexes_consistent(state: SchedulerState) -> tuple[str, ...]:
     return tuple(problems)
 
 
+def probe_is_running(state: SchedulerState) -> tuple[str, ...]:
+    """S15: a gate's probe, if any, is a RUNNING task of that provider, and only a half-open gate holds one."""
+    problems: list[str] = []
+    for p in state.config.providers:
+        gate = state.gates.get(p.name)
+        if gate is None or not gate.probe:
+            continue
+        if not gate.half_open:
+            problems.append(f"provider {p.name!r} is closed but holds probe {gate.probe!r}")
+        t = state.tasks.get(gate.probe)
+        if t is None or t.phase is not Phase.RUNNING or t.provider != p.name:
+            what = "unknown" if t is None else f"{t.phase.value} on {t.provider!r}"
+            problems.append(f"provider {p.name!r} holds probe {gate.probe!r}, which is {what}")
+    return tuple(problems)
+
+
 # ---------------------------------------------------------------------------
 # Transition invariants: (before, event, step)
 # ---------------------------------------------------------------------------
@@ -361,7 +384,7 @@ def dispatch_respects_priority(before: SchedulerState, event: SchedulerEvent, st
             if not class_may_take(_CLASSES.index(h.task_class), counts, _reserved(after.config), after.config.lanes):
                 continue
             r, tok = extra.get(h.provider, (0, 0))
-            if _admits(after, h.provider, h.demand_tokens, r, tok):
+            if _admits(after, h.provider, h.demand_tokens, r, tok, frozenset(later_ids)):
                 problems.append(f"started {s.task_id!r} at level {s.level} while {h.task_id!r} "
                                 f"was dispatchable at level {h.level}")
     return tuple(problems)
@@ -400,6 +423,30 @@ def starts_within_gate(before: SchedulerState, event: SchedulerEvent, step: Sche
         if after.now_ms < gate.paused_until_ms:
             problems.append(f"task {tid!r} took a step on provider {t.provider!r} paused until "
                             f"{gate.paused_until_ms} (now {after.now_ms})")
+    return tuple(problems)
+
+
+def half_open_admits_one(before: SchedulerState, event: SchedulerEvent, step: SchedulerStep) -> tuple[str, ...]:
+    """S16: while a gate is half-open after a step, that step started at most one step of its provider: the probe."""
+    after = step.state
+    if after is before:
+        return ()
+    ids = [s.task_id for s in _started(step)]
+    if isinstance(event, StepFinished):
+        t = after.tasks.get(event.task_id)
+        if t is not None and t.phase is Phase.RUNNING and not any(
+                getattr(e, "task_id", None) == event.task_id for e in step.effects):
+            ids.append(event.task_id)  # its next step was admitted without an effect
+    problems: list[str] = []
+    for p in after.config.providers:
+        gate = after.gates.get(p.name)
+        if gate is None or not gate.half_open:
+            continue
+        mine = [tid for tid in ids if (t := after.tasks.get(tid)) is not None and t.provider == p.name]
+        if len(mine) > 1:
+            problems.append(f"half-open provider {p.name!r} started {len(mine)} steps: {mine}")
+        elif mine and mine[0] != gate.probe:
+            problems.append(f"half-open provider {p.name!r} started {mine[0]!r}, but its probe is {gate.probe!r}")
     return tuple(problems)
 
 
@@ -459,6 +506,7 @@ STATE_INVARIANTS: tuple[tuple[str, StatePredicate], ...] = (
     ("S7", no_overdue_running),
     ("S8", orphans_cancelled),
     ("S14", indexes_consistent),
+    ("S15", probe_is_running),
 )
 """Every state invariant, by SPEC.md id, in id order."""
 
@@ -468,6 +516,7 @@ TRANSITION_INVARIANTS: tuple[tuple[str, TransitionPredicate], ...] = (
     ("S11", starts_within_gate),
     ("S12", boost_resets_levels),
     ("S13", terminal_is_final),
+    ("S16", half_open_admits_one),
 )
 """Every transition invariant, by SPEC.md id, in id order."""
 
@@ -477,7 +526,7 @@ def _violations(inv: str, name: str, messages: Iterable[str]) -> tuple[Violation
 
 
 def check_scheduler(state: SchedulerState) -> tuple[Violation, ...]:
-    """Every state invariant (S1-S8, S14) on ``state``; empty when all hold."""
+    """Every state invariant (S1-S8, S14, S15) on ``state``; empty when all hold."""
     out: list[Violation] = []
     for inv, pred in STATE_INVARIANTS:
         out.extend(_violations(inv, pred.__name__, pred(state)))
@@ -486,7 +535,7 @@ def check_scheduler(state: SchedulerState) -> tuple[Violation, ...]:
 
 def check_scheduler_transition(before: SchedulerState, event: SchedulerEvent,
                                step: SchedulerStep) -> tuple[Violation, ...]:
-    """The state invariants on ``step.state`` and every transition invariant (S9-S13); empty when all hold."""
+    """The state invariants on ``step.state`` and every transition invariant (S9-S13, S16); empty when all hold."""
     out = list(check_scheduler(step.state))
     for inv, pred in TRANSITION_INVARIANTS:
         out.extend(_violations(inv, pred.__name__, pred(before, event, step)))

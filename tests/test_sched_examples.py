@@ -216,7 +216,7 @@ def test_step_finished_continues_when_nothing_better_waits() -> None:
 
 
 def test_rate_limited_cuts_limit_pauses_provider_and_requeues() -> None:
-    """A 429 halves the limit, clamps buckets, pauses the provider and sends the task back to its queue."""
+    """A 429 halves the limit, clamps buckets, pauses the provider half-open and sends the task back to its queue."""
     s = run([Submit(0, "t", "a", I)])
     r = step(s, RateLimited(40, "t", "default", retry_after_ms=500))
     assert r.effects == (YieldTask("t"), WakeAt(540))
@@ -224,12 +224,13 @@ def test_rate_limited_cuts_limit_pauses_provider_and_requeues() -> None:
         "now_ms": 40,
         "tasks": {"t": rec("t", 0, W, used_ms=40, started_ms=0, enqueue_seq=1)},
         "children": {}, "queues": {(0, I, "default"): ("t",)}, "lanes": (None, None),
-        "gates": {"default": GateState(500, 30 * SCALE, 3_000 * SCALE, 40, 540, 0)},
+        "gates": {"default": GateState(500, 30 * SCALE, 3_000 * SCALE, 40, 540, 0, True, "")},
         "admission_window": 0, "admissions": {"a": 1}, "waiting": 1, "live": 1,
         "next_submit_seq": 1, "next_enqueue_seq": 2, "next_boost_ms": 10_000, "last_wake_ms": 540,
     }
     r2 = tick(r.state, 540)
     assert r2.effects == (StartTask("t", 0, 0), WakeAt(1_540))
+    assert r2.state.gates["default"] == GateState(500, 29 * SCALE, 3_000 * SCALE, 540, 540, 0, True, "t")
 
 
 def test_reap_cancels_idle_zombie_then_its_children_in_submission_order() -> None:

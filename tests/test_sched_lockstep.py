@@ -74,7 +74,7 @@ def project_kernel(s: SchedulerState) -> tuple[Any, ...]:
         for t in sorted(s.tasks.values(), key=lambda t: t.submit_seq)
     )
     gates = tuple(
-        (g.limit_permille, g.streak, g.requests_scaled, g.tokens_scaled, g.paused_until_ms)
+        (g.limit_permille, g.streak, g.requests_scaled, g.tokens_scaled, g.paused_until_ms, g.half_open, g.probe)
         for g in (s.gates[p.name] for p in s.config.providers)
     )
     return s.now_ms, s.next_boost_ms, s.last_wake_ms, tasks, gates
@@ -86,7 +86,7 @@ def project_model(m: ModelState) -> tuple[Any, ...]:
         (t.task_id, t.phase.value, t.level, t.used_ms, None if t.lane < 0 else t.lane, t.demand)
         for t in m.tasks
     )
-    gates = tuple((p.e, p.streak, p.req, p.tok, p.paused_until_ms) for p in m.providers)
+    gates = tuple((p.e, p.streak, p.req, p.tok, p.paused_until_ms, p.half_open, p.probe) for p in m.providers)
     return m.now_ms, m.next_boost_ms, m.last_wake_ms, tasks, gates
 
 

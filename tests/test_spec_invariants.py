@@ -138,6 +138,10 @@ CORRUPTIONS = [
                                   lanes=(None, None, None), live=3)),
     # S14: a child missing from its parent's children.
     ("S14", lambda s: attrs.evolve(s, children=immutables.Map())),
+    # S15: a closed gate holding a probe.
+    ("S15", lambda s: with_gate(s, probe="r0")),
+    # S15: a half-open gate whose probe is a waiting task.
+    ("S15", lambda s: with_gate(s, half_open=True, probe="w1")),
 ]
 RAW_CORRUPTIONS = [
     # S14: a stale reap deadline for lane 0.
@@ -169,7 +173,7 @@ def step_of(state: SchedulerState, *effects: SchedulerEffect) -> StepT:
 
 
 def test_each_transition_invariant_catches_its_corruption() -> None:
-    """S9-S13 pass on a consistent no-op step and each fails on the transition it forbids."""
+    """S9-S13 and S16 pass on a consistent no-op step and each fails on the transition it forbids."""
     s = good_state()
     tick = ClockAdvanced(200)
     assert check_scheduler_transition(s, tick, step_of(s)) == ()
@@ -199,6 +203,13 @@ def test_each_transition_invariant_catches_its_corruption() -> None:
     assert ids(check_scheduler_transition(s, StepFinished(200, "r0"), step_of(paused))) == ["S11"]
     # ... but yielding is fine.
     assert check_scheduler_transition(s, StepFinished(200, "r0"), step_of(paused, YieldTask("r0"))) == ()
+
+    # S16: two steps started on a half-open gate (and neither the other one is its probe).
+    half_open = with_gate(s, half_open=True, probe="r0")
+    assert check_scheduler_transition(s, tick, step_of(half_open)) == ()
+    assert inv.half_open_admits_one(s, tick, step_of(half_open, StartTask("r0", 0, 1), StartTask("w1", 1, 1)))
+    assert inv.half_open_admits_one(s, tick, step_of(half_open, StartTask("w1", 1, 1)))
+    assert inv.half_open_admits_one(s, tick, step_of(half_open, StartTask("r0", 0, 1))) == ()
 
     # S12: a tick at the boost instant must leave every live task at entry level, nothing used.
     boosted = attrs.evolve(s, now_ms=1_000, next_boost_ms=2_000)

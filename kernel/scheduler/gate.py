@@ -186,6 +186,50 @@ def earliest_admit_ms(
     return start + wait
 
 
+def circuit_admits(half_open: bool, probe_held: bool) -> bool:
+    """Whether the circuit lets a step through: always when closed, one probe at a time when half-open.
+
+    post: __return__ == (not half_open or not probe_held)
+    post: __return__ or half_open
+    """
+    return not (half_open and probe_held)
+
+
+def admits_step(
+    requests: int, tokens: int, tpm_e: int, demand: int, paused_until_ms: int, now_ms: int,
+    half_open: bool, probe_held: bool,
+) -> bool:
+    """The full admission rule of SPEC 1.5: buckets and pause (:func:`admits`), then the circuit.
+
+    pre: tpm_e >= 1
+    pre: demand >= 0
+    post: __return__ == (admits(requests, tokens, tpm_e, demand, paused_until_ms, now_ms) and circuit_admits(half_open, probe_held))
+    post: not (half_open and probe_held) or not __return__
+    """
+    return circuit_admits(half_open, probe_held) and admits(requests, tokens, tpm_e, demand, paused_until_ms, now_ms)
+
+
+def cuts_on_429(half_open: bool, is_probe: bool) -> bool:
+    """Whether a 429 cuts the limit: it is the first of a pause (gate closed) or the probe's own.
+
+    A 429 for any other step while half-open answers a step admitted before the
+    current pause began: the pause already cut the limit once for it.
+
+    post: __return__ == (not half_open or is_probe)
+    """
+    return not half_open or is_probe
+
+
+def probe_after_charge(half_open: bool, probe_held: bool) -> bool:
+    """Whether a step just charged becomes the probe: exactly when the gate is half-open.
+
+    pre: not (half_open and probe_held)
+    post: __return__ == half_open
+    post: circuit_admits(half_open, probe_held) and (not __return__ or not circuit_admits(half_open, __return__))
+    """
+    return half_open
+
+
 # --- GateState plumbing: one provider's gate, in terms of the functions above -------------
 
 
@@ -210,27 +254,37 @@ def refill_gate(gate: GateState, provider: ProviderConfig, now_ms: int) -> GateS
         now_ms,
         gate.paused_until_ms,
         gate.streak,
+        gate.half_open,
+        gate.probe,
     )
 
 
 def gate_admits(gate: GateState, provider: ProviderConfig, demand: int, now_ms: int) -> bool:
-    """Whether a refilled gate admits a step of ``demand`` tokens at ``now_ms``."""
+    """Whether a refilled gate admits a step of ``demand`` tokens at ``now_ms`` (buckets, pause, circuit)."""
     _, tpm_e = rates(gate, provider)
-    return admits(gate.requests_scaled, gate.tokens_scaled, tpm_e, demand, gate.paused_until_ms, now_ms)
+    return admits_step(gate.requests_scaled, gate.tokens_scaled, tpm_e, demand, gate.paused_until_ms, now_ms,
+                       gate.half_open, gate.probe != "")
 
 
 def gate_max_admitted_demand(gate: GateState, provider: ProviderConfig, now_ms: int) -> int:
-    """The largest step demand a refilled gate admits at ``now_ms`` (-1: none)."""
+    """The largest step demand a refilled gate admits at ``now_ms`` (-1: none, e.g. a probe is out)."""
+    if not circuit_admits(gate.half_open, gate.probe != ""):
+        return -1
     _, tpm_e = rates(gate, provider)
     return max_admitted_demand(gate.requests_scaled, gate.tokens_scaled, tpm_e, gate.paused_until_ms, now_ms)
 
 
-def charge_gate(gate: GateState, provider: ProviderConfig, demand: int) -> tuple[GateState, int]:
-    """The gate after paying for one admitted step, and the tokens it took."""
+def charge_gate(gate: GateState, provider: ProviderConfig, demand: int, task_id: str) -> tuple[GateState, int]:
+    """The gate after paying for one admitted step of ``task_id``, and the tokens it took.
+
+    On a half-open gate the step becomes the probe.
+    """
     _, tpm_e = rates(gate, provider)
     req, tok = charge(gate.requests_scaled, gate.tokens_scaled, tpm_e, demand)
+    probe = task_id if probe_after_charge(gate.half_open, gate.probe != "") else gate.probe
     return (
-        GateState(gate.limit_permille, req, tok, gate.refilled_ms, gate.paused_until_ms, gate.streak),
+        GateState(gate.limit_permille, req, tok, gate.refilled_ms, gate.paused_until_ms, gate.streak,
+                  gate.half_open, probe),
         step_tokens(demand, tpm_e),
     )
 
@@ -239,11 +293,31 @@ def gate_success(gate: GateState, provider: ProviderConfig, excess_tokens: int) 
     """The gate after a successful step that used ``excess_tokens`` more than it paid."""
     e, streak = on_success(gate.limit_permille, gate.streak, provider.success_streak, provider.increase_permille)
     tok = charge_excess(gate.tokens_scaled, excess_tokens)
-    return GateState(e, gate.requests_scaled, tok, gate.refilled_ms, gate.paused_until_ms, streak)
+    return GateState(e, gate.requests_scaled, tok, gate.refilled_ms, gate.paused_until_ms, streak,
+                     gate.half_open, gate.probe)
 
 
-def gate_429(gate: GateState, provider: ProviderConfig, pause_ms: int, now_ms: int) -> GateState:
-    """The gate after a 429: limit cut, buckets clamped, paused (never shortening a pause)."""
+def gate_probe_done(gate: GateState, task_id: str, completed: bool) -> GateState:
+    """The gate after ``task_id`` stopped running: if it held the probe, a completed step
+    closes the circuit, anything else (failed, reaped, cancelled, 429) only frees the probe."""
+    if not task_id or gate.probe != task_id:
+        return gate
+    return GateState(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
+                     gate.paused_until_ms, gate.streak, gate.half_open and not completed, "")
+
+
+def gate_429(gate: GateState, provider: ProviderConfig, pause_ms: int, now_ms: int, task_id: str) -> GateState:
+    """The gate after a 429 for ``task_id``'s step: paused (never shortening a pause) and half-open.
+
+    The limit is cut, the buckets clamped and the streak reset only for the first 429
+    of a pause or the probe's own (:func:`cuts_on_429`); a 429 on the probe frees it.
+    """
+    is_probe = task_id != "" and gate.probe == task_id
+    paused = max(gate.paused_until_ms, now_ms + pause_ms)
+    probe = "" if is_probe else gate.probe
+    if not cuts_on_429(gate.half_open, is_probe):
+        return GateState(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
+                         paused, gate.streak, True, probe)
     e = on_429(gate.limit_permille, provider.floor_permille, provider.decrease_permille)
     rpm_e, tpm_e = effective_rate(provider.requests_per_min, e), effective_rate(provider.tokens_per_min, e)
     return GateState(
@@ -251,8 +325,10 @@ def gate_429(gate: GateState, provider: ProviderConfig, pause_ms: int, now_ms: i
         clamp(gate.requests_scaled, rpm_e),
         clamp(gate.tokens_scaled, tpm_e),
         gate.refilled_ms,
-        max(gate.paused_until_ms, now_ms + pause_ms),
+        paused,
         0,
+        True,
+        probe,
     )
 
 

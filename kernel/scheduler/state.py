@@ -119,7 +119,10 @@ class GateState:
       request or token, within [0, rate_e * 60,000];
     * ``refilled_ms`` -- the time the buckets were last refilled up to;
     * ``paused_until_ms`` -- no step is admitted before this (a 429's Retry-After);
-    * ``streak`` -- consecutive successful steps since the last increase or 429.
+    * ``streak`` -- consecutive successful steps since the last increase or 429;
+    * ``half_open`` -- a 429 made the gate half-open: it admits one probe step at a
+      time until a probe completes (SPEC.md 1.5);
+    * ``probe`` -- the id of the running task holding the probe step, or ``""``.
     """
 
     limit_permille: int
@@ -128,6 +131,8 @@ class GateState:
     refilled_ms: int
     paused_until_ms: int
     streak: int
+    half_open: bool = False
+    probe: str = ""
 
     @classmethod
     def initial(cls, requests_per_min: int, tokens_per_min: int) -> GateState:

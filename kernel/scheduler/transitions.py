@@ -36,6 +36,7 @@ from .gate import (
     gate_earliest_admit_ms,
     UNBOUNDED_DEMAND,
     gate_max_admitted_demand,
+    gate_probe_done,
     gate_success,
     refill_gate,
 )
@@ -232,6 +233,7 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     cfg, now = d.config, d.now_ms
     provider = _provider(cfg, t.provider)
     gate = gate_success(d.gates[t.provider], provider, max(0, ev.tokens_used - t.charged_tokens))
+    gate = gate_probe_done(gate, t.task_id, completed=True)  # the probe succeeded: the circuit closes
     used, level = t.used_ms + now - t.slice_start_ms, t.level
     spent = used >= cfg.level_allotments_ms[level]
     if spent:
@@ -248,7 +250,7 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
         _enqueue(d, _with(t, phase=next_phase(t.phase, Move.YIELD), lane=None))
         d.effects.append(YieldTask(t.task_id))
         return
-    gate, charged = charge_gate(gate, provider, t.demand_tokens)
+    gate, charged = charge_gate(gate, provider, t.demand_tokens, t.task_id)
     d.gates = d.gates.set(t.provider, gate)
     _set_running(d, _with(t, charged_tokens=charged))
 
@@ -256,6 +258,10 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
 def _on_task_finished(d: _Draft, ev: TaskFinished) -> None:
     t = _task_or_refuse(d, ev.task_id, running_only=True)
     if t is not None:
+        # Its last step completed: if it was the probe, the circuit closes.
+        gate = d.gates[t.provider]
+        if gate.probe == t.task_id:
+            d.gates = d.gates.set(t.provider, gate_probe_done(gate, t.task_id, completed=True))
         _end(d, t, Move.FINISH)
 
 
@@ -278,7 +284,7 @@ def _on_rate_limited(d: _Draft, ev: RateLimited) -> None:
         return
     provider = _provider(d.config, ev.provider)
     pause = provider.default_retry_after_ms if ev.retry_after_ms is None else ev.retry_after_ms
-    d.gates = d.gates.set(ev.provider, gate_429(d.gates[ev.provider], provider, pause, d.now_ms))
+    d.gates = d.gates.set(ev.provider, gate_429(d.gates[ev.provider], provider, pause, d.now_ms, t.task_id))
     _release_lane(d, t)
     used = t.used_ms + d.now_ms - t.slice_start_ms
     _enqueue(d, _with(t, phase=next_phase(t.phase, Move.RATE_LIMITED), lane=None, used_ms=used))
@@ -419,7 +425,7 @@ def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> tupl
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
     provider = _provider(d.config, t.provider)
-    gate, charged = charge_gate(d.gates[t.provider], provider, t.demand_tokens)
+    gate, charged = charge_gate(d.gates[t.provider], provider, t.demand_tokens, t.task_id)
     d.gates = d.gates.set(t.provider, gate)
     _dequeue(d, t)
     now = d.now_ms
@@ -473,6 +479,9 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
                 if demand < smallest.get(provider, demand + 1):
                     smallest[provider] = demand
         for p in cfg.providers:
+            gate = s.gates[p.name]
+            if gate.half_open and gate.probe:
+                continue  # waiting for the probe's outcome: an event, not a time
             if p.name in smallest and smallest[p.name] > ceiling[p.name]:
                 candidates.append(gate_earliest_admit_ms(s.gates[p.name], p, smallest[p.name], now))
     future = [c for c in candidates if c > now]
@@ -563,6 +572,9 @@ def _release_lane(d: _Draft, t: TaskRecord) -> None:
     d.lanes[t.lane] = None
     d.lane_deadlines[t.lane] = None
     d.running[_CLASSES.index(t.task_class)] -= 1
+    gate = d.gates[t.provider]
+    if gate.probe == t.task_id:  # the probe stopped without completing its step: free it
+        d.gates = d.gates.set(t.provider, gate_probe_done(gate, t.task_id, completed=False))
 
 
 def _set_running(d: _Draft, t: TaskRecord) -> None:
