@@ -311,8 +311,9 @@ def _boost(d: _Draft) -> None:
     """Every non-terminal task back to its entry level with ``used_ms = 0``.
 
     Running tasks change in place. Waiting tasks of one (class, provider) all land in
-    the queue at their entry level, merged by enqueue number so FIFO order holds;
-    this touches every waiting task, once per boost period (SPEC.md 1.7).
+    the queue at their entry level, merged by enqueue number so FIFO order holds. A
+    (class, provider) with a single queue keeps it whole (no merge) and rewrites only
+    the tasks whose level or used_ms changes; a merge rewrites the tasks it moves.
     """
     cfg = d.config
     tasks = d.tasks.mutate()
@@ -328,18 +329,30 @@ def _boost(d: _Draft) -> None:
         for cls in _CLASSES:
             entry = cfg.class_config(cls).entry_level
             for p in cfg.providers:
-                members: list[tuple[int, str]] = []
-                for level in range(cfg.levels):
-                    q = d.queues.get((level, cls, p.name))
-                    if q is not None:
-                        members.extend((tasks[tid].enqueue_seq, tid) for tid in q.task_ids())
-                if not members:
+                found = [(level, q) for level in range(cfg.levels)
+                         if (q := d.queues.get((level, cls, p.name))) is not None]
+                if not found:
                     continue
+                if len(found) == 1:
+                    # One queue: its order and positions stay valid at the entry level, so it
+                    # moves whole and only the tasks whose level or used_ms changes are rewritten.
+                    level, q = found[0]
+                    for tid in q.items.values():
+                        t = tasks[tid]
+                        if t.level != entry or t.used_ms:
+                            tasks[tid] = _with(t, level=entry, used_ms=0)
+                    queues = queues.set((entry, cls, p.name), q)
+                    continue
+                members: list[tuple[int, str]] = []
+                for _, q in found:
+                    members.extend((tasks[tid].enqueue_seq, tid) for tid in q.items.values())
                 members.sort()
                 items = immutables.Map[int, str]().mutate()
                 for pos, (_, tid) in enumerate(members):
                     items[pos] = tid
-                    tasks[tid] = _with(tasks[tid], level=entry, used_ms=0, queue_pos=pos)
+                    t = tasks[tid]
+                    if t.level != entry or t.used_ms or t.queue_pos != pos:
+                        tasks[tid] = _with(t, level=entry, used_ms=0, queue_pos=pos)
                 queues = queues.set((entry, cls, p.name), FifoQueue(items.finish(), 0, len(members)))
         d.queues = queues
     d.tasks = tasks.finish()
