@@ -329,6 +329,18 @@ def test_boost_returns_every_task_to_its_entry_level() -> None:
     assert r.state.next_boost_ms == 20_000
 
 
+def test_boost_leaves_unchanged_waiting_tasks_and_lone_queues_untouched() -> None:
+    """A boost rewrites only the waiting tasks whose level or used_ms changes; a lone entry-level queue is kept as is."""
+    s = run([Submit(0, "t0", "a", I), Submit(0, "t1", "b", I), Submit(0, "w", "c", I)])
+    assert s.lanes == ("t0", "t1") and s.tasks["w"].used_ms == 0
+    s = run([Heartbeat(t, x) for t in range(900, 10_000, 900) for x in ("t0", "t1")], s)
+    r = tick(s, 10_000)
+    assert r.effects == (WakeAt(10_900),)  # the running tasks' idle deadline (last heartbeat 9,900)
+    assert r.state.tasks["w"] is s.tasks["w"]
+    assert r.state.queues[(0, I, "default")] is s.queues[(0, I, "default")]
+    assert view(r.state)["queues"] == {(0, I, "default"): ("w",)}
+
+
 def test_demote_moves_waiting_task_to_tail_of_lower_queue() -> None:
     """demote of a waiting task re-enqueues it one level down with a new enqueue number."""
     s = run([Submit(0, "t0", "a", I), Submit(0, "t1", "b", I), Submit(0, "w", "c", I)])
