@@ -340,6 +340,11 @@ class MutableScheduler:
             t = self.best(self.cfg.levels, None)
             if t is None:
                 return
+            if self.run_limit[t.ci] > 0 and t.started >= 0 and self.now - t.started >= self.run_limit[t.ci]:
+                self.end(t, "P")  # its run limit ran out while it waited: reaped, not started
+                self.out.append(CancelTask(t.task_id, CancelReason.RUN_LIMIT))
+                self.cascade([t.task_id])
+                continue
             lane = self.lanes.index(None)
             t.charged = self.gates[t.provider].charge(t.demand, t.task_id)
             self.waiting -= 1

@@ -644,6 +644,14 @@ def _dispatch(s: ModelState) -> tuple[ModelState, tuple[SchedulerEffect, ...]]:
         if k < 0:
             return s, tuple(effects)
         h = cands[k]
+        limit = s.config.class_config(CLASSES[h.cls]).run_ms_limit
+        if limit > 0 and h.started_ms >= 0 and s.now_ms - h.started_ms >= limit:
+            # Its run limit ran out while it waited: reaped instead of started (SPEC 1.4).
+            s = _put(s, _find(s, h.task_id), attrs.evolve(h, phase=MPhase.REAPED, lane=-1))
+            s, cascade = _cancel_descendants(s, (h.task_id,))
+            effects.append(CancelTask(h.task_id, CancelReason.RUN_LIMIT))
+            effects.extend(cascade)
+            continue
         busy = {t.lane for t in s.tasks if t.phase is MPhase.RUNNING}
         lane = min(x for x in range(s.config.lanes) if x not in busy)
         s, charged = _gate_charge(s, h.provider, h.demand, h.task_id)

@@ -254,7 +254,7 @@ def aimd_within_bounds(state: SchedulerState) -> tuple[str, ...]:
 
 
 def no_overdue_running(state: SchedulerState) -> tuple[str, ...]:
-    """S7: after reaping, no running task's last progress is its idle limit old, nor (if it ran before now) its run time at its run limit."""
+    """S7: after reaping, no running task's last progress is its idle limit old, nor its run time at its run limit."""
     problems: list[str] = []
     now = state.now_ms
     for t in _tasks(state):
@@ -266,10 +266,7 @@ def no_overdue_running(state: SchedulerState) -> tuple[str, ...]:
                             f"now {now}, idle limit {cc.idle_ms_reap}")
         if t.started_ms is None:
             problems.append(f"running task {t.task_id!r} has no start time")
-        elif cc.run_ms_limit > 0 and t.slice_start_ms < now and now - t.started_ms >= cc.run_ms_limit:
-            # A task whose slice starts now was either dispatched now (its run limit may
-            # have run out while it waited; the next reap takes it) or finished a step
-            # now, after this instant's reap -- only older slices must be within limits.
+        elif cc.run_ms_limit > 0 and now - t.started_ms >= cc.run_ms_limit:
             problems.append(f"running task {t.task_id!r}: started {t.started_ms}, now {now}, "
                             f"run limit {cc.run_ms_limit}")
         if not t.last_progress_ms <= now or not t.slice_start_ms <= now:

@@ -261,6 +261,44 @@ def test_run_limit_reaps_a_task_that_keeps_heartbeating() -> None:
     assert r.state.tasks["b"].phase is Phase.REAPED and r.state.lanes == (None, None)
 
 
+def test_a_waiting_task_past_its_run_limit_is_reaped_at_dispatch_not_started() -> None:
+    """A started task whose run limit runs out while it waits after a 429 is reaped from its queue when selected, with its sub-agent."""
+    s = run([Submit(0, "b", "a", B), Submit(0, "c", "a", G, parent="b")]
+            + [Heartbeat(t, "b") for t in range(900, 4_000, 900)]
+            + [RateLimited(4_000, "b", "default", retry_after_ms=2_000)])
+    assert s.queues[(0, B, "default")].task_ids() == ("b",) and s.last_wake_ms == 6_000  # the pause, not the run limit
+    r = tick(s, 6_000)
+    assert r.effects == (CancelTask("b", CancelReason.RUN_LIMIT), CancelTask("c", CancelReason.PARENT_REAPED))
+    assert view(r.state) == {
+        **view(s), "now_ms": 6_000, "queues": {}, "lanes": (None, None), "waiting": 0, "live": 0,
+        "tasks": {
+            "b": rec("b", 0, Phase.REAPED, task_class=B, started_ms=0, last_progress_ms=3_600, used_ms=4_000,
+                     enqueue_seq=2),
+            "c": rec("c", 1, Phase.CANCELLED, task_class=G, parent="b", level=1, enqueue_seq=1),
+        },
+        "gates": {"default": GateState(500, 30 * SCALE, 3_000 * SCALE, 6_000, 6_000, 0, True, "")},
+    }
+
+
+def test_a_task_that_never_started_has_no_run_limit_clock() -> None:
+    """A batch task that waits past its run limit without ever starting is started, not reaped."""
+    s = run([Submit(0, "i1", "a", I), Submit(0, "i2", "a", I), Submit(0, "b", "z", B)]
+            + [Heartbeat(t, tid) for t in range(900, 6_000, 900) for tid in ("i1", "i2")])
+    r = step(s, TaskFinished(6_000, "i2"))
+    assert r.effects == (StartTask("b", 1, 0),)  # the next deadline is still i1's idle one, 6,400
+    assert view(r.state) == {
+        **view(s), "now_ms": 6_000, "queues": {}, "lanes": ("i1", "b"), "waiting": 0, "last_wake_ms": 6_400,
+        "tasks": {
+            "b": rec("b", 2, R, agent="z", task_class=B, lane=1, started_ms=6_000, slice_start_ms=6_000,
+                     last_progress_ms=6_000, enqueue_seq=2),
+            "i1": s.tasks["i1"],
+            "i2": attrs.evolve(s.tasks["i2"], phase=Phase.FINISHED, lane=None),
+        },
+        "live": 2,
+        "gates": {"default": GateState(1000, 59 * SCALE, 6_000 * SCALE, 6_000, 0, 0)},
+    }
+
+
 def test_late_events_from_reaped_task_are_refused() -> None:
     """Heartbeat, step and finish from a reaped task are refused with TASK_TERMINAL and change nothing."""
     s = tick(run([Submit(0, "t", "a", I)]), 1_000).state
@@ -376,7 +414,8 @@ def test_lifecycle_table_is_total_over_phase_and_move() -> None:
     expected = {
         (W, Move.DISPATCH): R, (R, Move.YIELD): W, (R, Move.RATE_LIMITED): W,
         (R, Move.FINISH): Phase.FINISHED, (R, Move.FAIL): Phase.FAILED, (W, Move.FAIL): Phase.FAILED,
-        (R, Move.REAP): Phase.REAPED, (R, Move.CANCEL): Phase.CANCELLED, (W, Move.CANCEL): Phase.CANCELLED,
+        (R, Move.REAP): Phase.REAPED, (W, Move.REAP): Phase.REAPED,
+        (R, Move.CANCEL): Phase.CANCELLED, (W, Move.CANCEL): Phase.CANCELLED,
     }
     assert dict(ALLOWED) == expected
     for phase in Phase:

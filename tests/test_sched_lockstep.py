@@ -7,7 +7,9 @@ known, unknown or ended parents, unknown providers), heartbeats, finished steps,
 finishes, failures, 429s with and without Retry-After, clock advances (small steps,
 jumps past idle limits and boost instants, and clocks going backwards) -- and asserts
 after every event that both emitted exactly the same effects and agree on every task's
-phase, level, service time and lane and on every provider's gate.
+phase, level, service time and lane and on every provider's gate. The mutable
+benchmark implementation (:class:`agentrm.adapters.bench_kernel.MutableScheduler`) is
+fed the same events and must emit the same effects too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
+from agentrm.adapters.bench_kernel import MutableScheduler
 from agentrm.kernel.scheduler.config import ClassConfig, ProviderConfig, SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.effects import CancelReason, CancelTask, SchedulerEffect, StartTask, WakeAt, YieldTask
 from agentrm.kernel.scheduler.events import (
@@ -99,6 +102,7 @@ class Lockstep(RuleBasedStateMachine):
         super().__init__()
         self.kernel: SchedulerState | None = None
         self.model: ModelState | None = None
+        self.bench: MutableScheduler | None = None
         self.now = 0
         self.fresh = 0
         self.providers: tuple[str, ...] = ()
@@ -108,6 +112,7 @@ class Lockstep(RuleBasedStateMachine):
         """Both sides start empty with the same config."""
         self.kernel = SchedulerState.initial(config)
         self.model = ModelState.initial(config)
+        self.bench = MutableScheduler(config)
         self.providers = tuple(p.name for p in config.providers)
 
     def apply(self, event: SchedulerEvent) -> tuple[SchedulerEffect, ...]:
@@ -116,6 +121,9 @@ class Lockstep(RuleBasedStateMachine):
         kstep = step(self.kernel, event)
         self.model, meffects = model_step(self.model, event)
         assert kstep.effects == meffects, f"{event}:\n kernel {kstep.effects}\n model  {meffects}"
+        assert self.bench is not None
+        beffects = self.bench.step(event)
+        assert kstep.effects == beffects, f"{event}:\n kernel {kstep.effects}\n bench  {beffects}"
         self.kernel = kstep.state
         assert project_kernel(self.kernel) == project_model(self.model), event
         self.now = max(self.now, event.at_ms)
@@ -336,15 +344,15 @@ def test_a_closed_gate_frees_the_lane() -> None:
     ]
 
 
-def test_a_task_dispatched_past_its_run_limit_still_wakes_the_shell() -> None:
-    """A task whose run limit ran out while it waited is dispatched, and the wake-up is its idle deadline (SPEC 1.6)."""
+def test_a_task_past_its_run_limit_is_reaped_from_its_queue_not_dispatched() -> None:
+    """A task whose run limit ran out while it waited is reaped when selected (SPEC 1.4), never started again."""
     config = attrs.evolve(two_lane_config((100,)), background=ClassConfig(0, 0, 500, run_ms_limit=300))
     g = TaskClass.BACKGROUND
     events: list[SchedulerEvent] = [Submit(0, "g", "a", g), RateLimited(0, "g", "default"), ClockAdvanced(1_000),
                                     ClockAdvanced(1_500)]
     assert run_both(config, events) == [
         (StartTask("g", 0, 0), WakeAt(300)),
-        (YieldTask("g"), WakeAt(1_000)),  # the default Retry-After
-        (StartTask("g", 0, 0), WakeAt(1_500)),  # not the boost at 100,000
-        (CancelTask("g", CancelReason.IDLE),),
+        (YieldTask("g"), WakeAt(1_000)),  # the default Retry-After; its run limit makes no wake-up
+        (CancelTask("g", CancelReason.RUN_LIMIT),),  # nothing is live: no wake-up
+        (),
     ]

@@ -52,7 +52,7 @@ class Move(enum.Enum):
     FAIL = "fail"
     """Reported failure."""
     REAP = "reap"
-    """Reaped as a zombie (idle or over its run limit)."""
+    """Reaped as a zombie (idle or over its run limit), or, waiting, selected for dispatch past its run limit."""
     CANCEL = "cancel"
     """An ancestor ended badly."""
 
@@ -67,6 +67,7 @@ ALLOWED: Final[Mapping[tuple[Phase, Move], Phase]] = {
     (R, Move.FAIL): Phase.FAILED,
     (W, Move.FAIL): Phase.FAILED,
     (R, Move.REAP): Phase.REAPED,
+    (W, Move.REAP): Phase.REAPED,
     (R, Move.CANCEL): Phase.CANCELLED,
     (W, Move.CANCEL): Phase.CANCELLED,
 }

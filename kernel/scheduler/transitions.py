@@ -380,12 +380,27 @@ def _reap(d: _Draft) -> None:
 
 
 def _dispatch(d: _Draft) -> None:
-    """Start dispatchable tasks (lowest level, then lowest enqueue number) on free lanes."""
+    """Start dispatchable tasks (lowest level, then lowest enqueue number) on free lanes.
+
+    A selected task whose run limit ran out while it waited is reaped instead of
+    started, and the selection repeats (SPEC.md 1.4): it never holds a lane.
+    """
     while d.waiting and None in d.lanes:
         t = _best_dispatchable(d, d.config.levels, None)
         if t is None:
             return
+        if _run_limit_expired(d.config, t, d.now_ms):
+            _end(d, t, Move.REAP)
+            d.effects.append(CancelTask(t.task_id, CancelReason.RUN_LIMIT))
+            _cascade(d, (t.task_id,))
+            continue
         _start(d, t, d.lanes.index(None))
+
+
+def _run_limit_expired(cfg: SchedulerConfig, t: TaskRecord, now: int) -> bool:
+    """Whether a task that has started before has used up its class's run limit by ``now``."""
+    limit = cfg.class_config(t.task_class).run_ms_limit
+    return limit > 0 and t.started_ms is not None and now - t.started_ms >= limit
 
 
 def _dispatchable_exists(d: _Draft, below_level: int, freeing: TaskRecord) -> bool:
@@ -469,18 +484,9 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
         return None
     cfg, now, tasks = s.config, s.now_ms, s.tasks
     candidates = [s.next_boost_ms]
-    for lane, x in enumerate(s.lane_deadlines):
-        if x is None:
-            continue
-        if x > now:
-            candidates.append(x)
-        else:
-            # Its run limit ran out while it waited and it was dispatched just now: SPEC 1.6
-            # counts its idle and run deadlines one by one, so the idle one is still ahead.
-            tid = s.lanes[lane]
-            assert tid is not None, "a lane with a deadline holds a task"
-            t = tasks[tid]
-            candidates.append(t.last_progress_ms + cfg.class_config(t.task_class).idle_ms_reap)
+    # After the reap no lane deadline is due, and a task whose run limit ran out while it
+    # waited is reaped instead of started (1.4), so every lane deadline is after ``now``.
+    candidates.extend(x for x in s.lane_deadlines if x is not None)
     if s.waiting:
         # A gate that admits any demand now re-opens at ``now``, which does not count;
         # only the others need their queue heads' smallest demand (min() is order-free).
