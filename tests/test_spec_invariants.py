@@ -133,6 +133,8 @@ CORRUPTIONS = [
     ("S7", lambda s: attrs.evolve(s, now_ms=600)),
     # S7: a batch task past its run limit (with fresh progress).
     ("S7", lambda s: with_task(attrs.evolve(s, now_ms=2_100), "r0", last_progress_ms=2_000, slice_start_ms=2_000)),
+    # S7: a batch task started now although its run limit ran out while it waited (SPEC 1.4).
+    ("S7", lambda s: with_task(attrs.evolve(s, now_ms=2_100), "r0", last_progress_ms=2_100, slice_start_ms=2_100)),
     # S8: a live child of a reaped parent.
     ("S8", lambda s: attrs.evolve(with_task(s, "r0", phase=Phase.REAPED, lane=None),
                                   lanes=(None, None, None), live=3)),
