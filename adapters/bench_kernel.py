@@ -182,6 +182,7 @@ class MutableScheduler:
         return tuple(self.out)
 
     def find(self, tid: str, running_only: bool) -> _Task | None:
+        """The live task ``tid`` (running, if ``running_only``), or None after emitting the refusal."""
         t = self.tasks.get(tid) if tid else None
         reason = (RefusalReason.INVALID if not tid else RefusalReason.UNKNOWN_TASK if t is None
                   else RefusalReason.TASK_TERMINAL if t.phase not in "WR"
@@ -192,6 +193,7 @@ class MutableScheduler:
         return t
 
     def on_task_event(self, t: _Task, ev: SchedulerEvent) -> None:
+        """Apply a heartbeat, step boundary, finish, failure or 429 of a known live task."""
         now = self.now
         if isinstance(ev, Heartbeat):
             t.progress = now
@@ -240,6 +242,7 @@ class MutableScheduler:
                 self.set_deadline(t)
 
     def submit(self, ev: Submit) -> None:
+        """Admit a submission: refusals in SPEC order, admission-rate level, enqueue."""
         cfg = self.cfg
         parent = self.tasks.get(ev.parent) if ev.parent is not None else None
         reason = (RefusalReason.INVALID if not ev.task_id or not ev.agent or ev.step_tokens < 0
@@ -269,6 +272,7 @@ class MutableScheduler:
 
     # -- advance
     def advance(self, now: int) -> None:
+        """Move the clock: boost if due, refill every gate, reap overdue running tasks."""
         self.now = now
         if self.next_boost <= now:
             self.boost()
@@ -288,6 +292,7 @@ class MutableScheduler:
             self.cascade(reaped)
 
     def boost(self) -> None:
+        """Return every live task to its class's entry level, keeping FIFO order by enqueue number."""
         for t in self.lanes:
             if t is not None:
                 t.level, t.used, t.slice = self.entry[t.ci], 0, self.now
@@ -305,6 +310,7 @@ class MutableScheduler:
 
     # -- dispatch
     def head(self, q: deque[tuple[int, str]]) -> _Task | None:
+        """The live head of a queue, dropping stale entries lazily; None if it is empty."""
         while q:
             enq, tid = q[0]
             t = self.tasks[tid]
@@ -314,6 +320,7 @@ class MutableScheduler:
         return None
 
     def may_take(self, freeing: _Task | None) -> list[bool]:
+        """Per class: whether it may take a lane, counting ``freeing``'s lane as free."""
         running = self.running[:]
         if freeing is not None:
             running[freeing.ci] -= 1
@@ -321,6 +328,7 @@ class MutableScheduler:
         return [r < res or used < self.shared for r, res in zip(running, self.reserved)]
 
     def best(self, below: int, freeing: _Task | None) -> _Task | None:
+        """The dispatchable task above level ``below`` with the lowest (level, enqueue number)."""
         if not self.waiting:
             return None
         ok = self.may_take(freeing)
@@ -336,6 +344,7 @@ class MutableScheduler:
         return best
 
     def dispatch(self) -> None:
+        """Start dispatchable tasks on free lanes until none is left (reaping expired ones)."""
         while self.waiting and None in self.lanes:
             t = self.best(self.cfg.levels, None)
             if t is None:
@@ -359,6 +368,7 @@ class MutableScheduler:
 
     # -- wake-up
     def announce(self) -> None:
+        """Emit ``WakeAt`` when the next deadline differs from the last one announced."""
         if self.live == 0:
             return
         now = self.now
@@ -381,12 +391,14 @@ class MutableScheduler:
 
     # -- helpers
     def set_deadline(self, t: _Task) -> None:
+        """Record the reap deadline (idle or run limit) of ``t``'s lane."""
         dl = t.progress + self.idle[t.ci]
         if self.run_limit[t.ci] > 0:
             dl = min(dl, t.started + self.run_limit[t.ci])
         self.deadline[t.lane] = dl
 
     def enqueue(self, t: _Task) -> None:
+        """Put ``t`` at the tail of its (level, class, provider) queue with a new enqueue number."""
         t.phase, t.lane, t.enq = "W", -1, self.next_enq
         t.key = (t.level, t.ci, t.provider)
         self.next_enq += 1
@@ -394,6 +406,7 @@ class MutableScheduler:
         self.queues.setdefault(t.key, deque()).append((t.enq, t.task_id))
 
     def release(self, t: _Task) -> None:
+        """Free ``t``'s lane and, if it was its provider's probe, the probe slot."""
         self.lanes[t.lane] = None
         self.deadline[t.lane] = None
         self.running[t.ci] -= 1
@@ -402,6 +415,7 @@ class MutableScheduler:
             g.probe = ""
 
     def end(self, t: _Task, phase: str) -> None:
+        """Make ``t`` terminal with ``phase``, freeing its lane or its place in the queue count."""
         if t.phase == "R":
             self.release(t)
         else:
@@ -410,6 +424,7 @@ class MutableScheduler:
         self.live -= 1
 
     def cascade(self, roots: list[str]) -> None:
+        """Cancel every live descendant of ``roots`` in submission order."""
         seen, stack, found = set(roots), list(roots), list[_Task]()
         while stack:
             for cid in self.children.get(stack.pop(), ()):

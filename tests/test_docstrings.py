@@ -1,0 +1,34 @@
+"""Every public module, class, function and method of agentrm has a docstring."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import agentrm
+
+
+def undocumented() -> list[str]:
+    """Dotted names of public objects defined in agentrm that lack a docstring."""
+    missing: list[str] = []
+    for info in pkgutil.walk_packages(agentrm.__path__, "agentrm."):
+        module = importlib.import_module(info.name)
+        if not module.__doc__:
+            missing.append(info.name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != info.name:
+                continue
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if not obj.__doc__:
+                missing.append(f"{info.name}.{name}")
+            if inspect.isclass(obj):
+                missing += [f"{info.name}.{name}.{m}" for m, f in vars(obj).items()
+                            if not m.startswith("_") and inspect.isfunction(f) and not f.__doc__]
+    return missing
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    """No public module, class, function or method of the package is undocumented."""
+    assert undocumented() == []
