@@ -18,7 +18,7 @@ Agents are visited in agent-id order, entries in seq order: never hash order.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, assert_never
+from typing import Callable, assert_never
 
 import attrs
 
@@ -46,7 +46,7 @@ from agentrm.kernel.context.state import AgentContext, AgentSlot, ContextState, 
 from agentrm.kernel.context.transitions import visible_context
 from agentrm.kernel.context.types import Summary
 
-from .scheduler_invariants import Violation
+from .violation import Violation, collect
 
 ContextStepResult = Step[ContextState, ContextEffect]
 """What the context reducer returns."""
@@ -400,22 +400,12 @@ def recall_restores(persisted: AgentContext, state: ContextState, agent: str) ->
     return ()
 
 
-def _violations(inv: str, name: str, messages: Iterable[str]) -> tuple[Violation, ...]:
-    return tuple(Violation(inv, name, m) for m in messages)
-
-
 def check_context(state: ContextState) -> tuple[Violation, ...]:
     """Every context state invariant (C1-C9) on ``state``; empty when all hold."""
-    out: list[Violation] = []
-    for inv, pred in STATE_INVARIANTS:
-        out.extend(_violations(inv, pred.__name__, pred(state)))
-    return tuple(out)
+    return collect(STATE_INVARIANTS, state)
 
 
 def check_context_transition(before: ContextState, event: ContextEvent,
                              step: ContextStepResult) -> tuple[Violation, ...]:
     """The state invariants on ``step.state`` and every transition invariant (C10, C11, C13, C14)."""
-    out = list(check_context(step.state))
-    for inv, pred in TRANSITION_INVARIANTS:
-        out.extend(_violations(inv, pred.__name__, pred(before, event, step)))
-    return tuple(out)
+    return check_context(step.state) + collect(TRANSITION_INVARIANTS, before, event, step)

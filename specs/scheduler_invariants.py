@@ -20,9 +20,7 @@ visited in submission order, providers in config order, lanes by number.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
-
-import attrs
+from typing import Callable
 
 from agentrm.kernel.common import Step
 from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
@@ -32,24 +30,14 @@ from agentrm.kernel.scheduler.lifecycle import Phase
 from agentrm.kernel.scheduler.state import SCALE, FifoQueue, GateState, SchedulerState, TaskRecord
 
 from .sched_model import class_may_take, effective_rate
+from .violation import Violation as Violation  # re-exported: part of this module's API
+from .violation import collect
 
 SchedulerStep = Step[SchedulerState, SchedulerEffect]
 """What the scheduler reducer returns."""
 
 _CLASSES = (TaskClass.INTERACTIVE, TaskClass.BATCH, TaskClass.BACKGROUND)
 _LIVE = (Phase.WAITING, Phase.RUNNING)
-
-
-@attrs.frozen
-class Violation:
-    """One broken invariant: its id in SPEC.md (``"S3"``), its predicate's name, what is wrong."""
-
-    invariant: str
-    name: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.invariant} {self.name}: {self.message}"
 
 
 # ---------------------------------------------------------------------------
@@ -518,22 +506,12 @@ TRANSITION_INVARIANTS: tuple[tuple[str, TransitionPredicate], ...] = (
 """Every transition invariant, by SPEC.md id, in id order."""
 
 
-def _violations(inv: str, name: str, messages: Iterable[str]) -> tuple[Violation, ...]:
-    return tuple(Violation(inv, name, m) for m in messages)
-
-
 def check_scheduler(state: SchedulerState) -> tuple[Violation, ...]:
     """Every state invariant (S1-S8, S14, S15) on ``state``; empty when all hold."""
-    out: list[Violation] = []
-    for inv, pred in STATE_INVARIANTS:
-        out.extend(_violations(inv, pred.__name__, pred(state)))
-    return tuple(out)
+    return collect(STATE_INVARIANTS, state)
 
 
 def check_scheduler_transition(before: SchedulerState, event: SchedulerEvent,
                                step: SchedulerStep) -> tuple[Violation, ...]:
     """The state invariants on ``step.state`` and every transition invariant (S9-S13, S16); empty when all hold."""
-    out = list(check_scheduler(step.state))
-    for inv, pred in TRANSITION_INVARIANTS:
-        out.extend(_violations(inv, pred.__name__, pred(before, event, step)))
-    return tuple(out)
+    return check_scheduler(step.state) + collect(TRANSITION_INVARIANTS, before, event, step)
