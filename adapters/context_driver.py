@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Protocol, TypeVar
 
 import attrs

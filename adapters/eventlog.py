@@ -33,7 +33,6 @@ from agentrm.kernel.scheduler.config import (
     ConfigError,
     ProviderConfig,
     SchedulerConfig,
-    TaskClass,
 )
 from agentrm.kernel.scheduler.effects import (
     CancelTask,

@@ -39,7 +39,6 @@ from agentrm.kernel.scheduler.events import (
     SchedulerEvent,
     StepFinished,
     Submit,
-    TaskFailed,
     TaskFinished,
 )
 

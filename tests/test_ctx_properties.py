@@ -23,7 +23,6 @@ from agentrm.kernel.context import (
     ContextEvent,
     ContextRefusalReason,
     ContextState,
-    ContextTick,
     Entry,
     InputKind,
     Loaded,

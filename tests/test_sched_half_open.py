@@ -27,7 +27,7 @@ from agentrm.kernel import (
 from agentrm.kernel.scheduler.state import SCALE
 from agentrm.specs import check_scheduler_transition
 
-from test_sched_examples import CONFIG, I, R, W, rec, run, view
+from test_sched_examples import I, R, W, rec, run, view
 
 PAUSED = GateState(500, 30 * SCALE, 3_000 * SCALE, 20, 520, 0, True, "")
 """After both 429s: cut once (1000 -> 500 permille), buckets clamped, paused until 520."""
