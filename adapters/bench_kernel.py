@@ -373,7 +373,7 @@ class MutableScheduler:
             return
         now = self.now
         cands = [self.next_boost] + [d for d in self.deadline if d is not None]
-        if self.waiting:
+        if self.waiting and None in self.lanes:  # gate deadlines only while a lane is free
             smallest: dict[str, int] = {}
             for (_, _, provider), q in self.queues.items():
                 t = self.head(q)

@@ -674,7 +674,8 @@ def next_deadline(s: ModelState) -> int | None:
             deadlines.append(t.last_progress_ms + cc.idle_ms_reap)
             if cc.run_ms_limit > 0:
                 deadlines.append(t.started_ms + cc.run_ms_limit)
-    heads = _heads(s)
+    lane_free = sum(1 for t in s.tasks if t.phase is MPhase.RUNNING) < s.config.lanes
+    heads = _heads(s) if lane_free else ()  # gate deadlines only while a lane is free
     for pi, p in enumerate(s.providers):
         demands = [h.demand for h in heads if h.provider == pi]
         if demands and not (p.half_open and p.probe):  # a held probe re-opens on an event

@@ -344,6 +344,24 @@ def test_a_closed_gate_frees_the_lane() -> None:
     ]
 
 
+def test_a_closed_gate_makes_no_wake_up_while_every_lane_is_busy() -> None:
+    """With every lane busy a gate-blocked head announces no refill deadline; the lane freeing announces it."""
+    events: list[SchedulerEvent] = [
+        Submit(0, "i1", "a", I, step_tokens=100_000),  # empties the token bucket
+        Submit(0, "b1", "a", B, step_tokens=0),
+        Submit(0, "b2", "a", B, step_tokens=1_000),  # admitted at 600 ms, but no lane is free
+        TaskFinished(100, "b1"),
+        ClockAdvanced(600),
+    ]
+    assert run_both(two_lane_config((1_000,)), events) == [
+        (StartTask("i1", 0, 0), WakeAt(10_000)),
+        (StartTask("b1", 1, 0),),
+        (),
+        (WakeAt(600),),
+        (StartTask("b2", 1, 0), WakeAt(10_000)),
+    ]
+
+
 def test_a_task_past_its_run_limit_is_reaped_from_its_queue_not_dispatched() -> None:
     """A task whose run limit ran out while it waited is reaped when selected (SPEC 1.4), never started again."""
     config = attrs.evolve(two_lane_config((100,)), background=ClassConfig(0, 0, 500, run_ms_limit=300))

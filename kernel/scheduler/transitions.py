@@ -487,7 +487,9 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
     # After the reap no lane deadline is due, and a task whose run limit ran out while it
     # waited is reaped instead of started (1.4), so every lane deadline is after ``now``.
     candidates.extend(x for x in s.lane_deadlines if x is not None)
-    if s.waiting:
+    if s.waiting and None in s.lanes:
+        # A gate matters only while a lane is free: with every lane busy, a lane frees on
+        # an event or a reap deadline (both already counted), and dispatch follows them.
         # A gate that admits any demand now re-opens at ``now``, which does not count;
         # only the others need their queue heads' smallest demand (min() is order-free).
         ceiling = {p.name: gate_max_admitted_demand(s.gates[p.name], p, now) for p in cfg.providers}
