@@ -10,7 +10,7 @@ S = TypeVar("S")
 E = TypeVar("E")
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class Step(Generic[S, E]):
     """The result of a transition: the new state and the effects for the shell, in order."""
 

@@ -50,7 +50,7 @@ class RefusalReason(enum.Enum):
     """A field is out of range (negative tokens, empty id)."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class StartTask:
     """Start (or resume, after a yield) ``task_id`` on ``lane``; its next step is admitted."""
 
@@ -59,14 +59,14 @@ class StartTask:
     level: int
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class YieldTask:
     """``task_id`` must give up its lane at this step boundary; it waits in its queue."""
 
     task_id: str
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class CancelTask:
     """Cancel ``task_id`` (it was reaped, or its parent was); its lane is already free."""
 
@@ -74,14 +74,14 @@ class CancelTask:
     reason: CancelReason
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class WakeAt:
     """Call the kernel again (``ClockAdvanced``) at ``at_ms`` unless another event comes first."""
 
     at_ms: int
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class Refusal:
     """The event about ``task_id`` was refused for ``reason``; nothing changed."""
 

@@ -24,7 +24,7 @@ SCALE: int = 60_000
 """Bucket units per request or token: one minute in ms, so per-ms refill is exact (SPEC 1.5)."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class TaskRecord:
     """Everything the scheduler knows about one task (also its read-only view).
 
@@ -69,7 +69,7 @@ class TaskRecord:
     charged_tokens: int
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class FifoQueue:
     """A persistent FIFO of task ids with removal from the middle.
 
@@ -110,7 +110,7 @@ class FifoQueue:
         return tuple(self.items[p] for p in sorted(self.items.keys()))
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class GateState:
     """One provider's gate (SPEC.md 1.5).
 
@@ -140,7 +140,7 @@ class GateState:
         return cls(1000, requests_per_min * SCALE, tokens_per_min * SCALE, 0, 0, 0)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class SchedulerState:
     """The whole scheduler state (immutable; every transition returns a new one).
 
