@@ -40,8 +40,8 @@ from agentrm.kernel import (
     tick,
 )
 from agentrm.adapters.snapshot import SnapshotError, dump_scheduler_state, load_scheduler_state
-from agentrm.kernel.scheduler.gate import admits, earliest_admit_ms, on_429, on_success, rates, refill
-from agentrm.kernel.scheduler.state import SCALE, derive_lane_deadlines, derive_running_by_class
+from agentrm.kernel.scheduler.gate import admits, earliest_admit_ms, effective_rate, on_429, on_success, rates, refill
+from agentrm.kernel.scheduler.state import SCALE, GateState, derive_lane_deadlines, derive_running_by_class
 
 
 def fold(config: SchedulerConfig, events: list[SchedulerEvent]) -> Iterator[tuple[SchedulerState, SchedulerEvent, SchedulerState, tuple[object, ...]]]:
@@ -300,6 +300,13 @@ def test_aimd_limit_stays_within_floor_and_ceiling(
         else:
             e, streak = on_429(e, floor, decrease), 0
         assert floor <= e <= 1000 and 0 <= streak < streak_len
+
+
+@given(st.integers(1, 10**9), st.integers(1, 10**12), st.integers(1, 1000))
+def test_rates_equals_effective_rate(rpm: int, tpm: int, e: int) -> None:
+    """The gate's inlined rate arithmetic gives exactly effective_rate for both buckets at every limit."""
+    gate = attrs.evolve(GateState.initial(rpm, tpm), limit_permille=e)
+    assert rates(gate, ProviderConfig("p", rpm, tpm)) == (effective_rate(rpm, e), effective_rate(tpm, e))
 
 
 @pytest.mark.crosshair_backend

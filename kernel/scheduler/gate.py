@@ -238,7 +238,10 @@ def rates(gate: GateState, provider: ProviderConfig) -> tuple[int, int]:
     e = gate.limit_permille
     if e == CEILING_PERMILLE:  # the usual case, and on every event's hot path
         return provider.requests_per_min, provider.tokens_per_min
-    return effective_rate(provider.requests_per_min, e), effective_rate(provider.tokens_per_min, e)
+    # effective_rate inlined (this runs several times per event); a property test holds
+    # the two equal for every rate and limit (tests/test_sched_properties.py).
+    return (max(1, provider.requests_per_min * e // CEILING_PERMILLE),
+            max(1, provider.tokens_per_min * e // CEILING_PERMILLE))
 
 
 def refill_gate(gate: GateState, provider: ProviderConfig, now_ms: int) -> GateState:
