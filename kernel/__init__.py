@@ -34,7 +34,7 @@ from .scheduler.events import (
     TaskFinished,
 )
 from .scheduler.lifecycle import Phase
-from .scheduler.queries import live_count, queued, running_tasks, task_view, waiting_count
+from .scheduler.queries import gate_view, live_count, queued, running_tasks, task_view, waiting_count
 from .scheduler.state import GateState, SchedulerState, TaskRecord
 from .scheduler.transitions import admit, demote, next_wake_ms, reap, step, tick
 
@@ -87,7 +87,7 @@ __all__ = [
     "WakeAt", "YieldTask", "ClockAdvanced", "Heartbeat", "RateLimited", "SchedulerEvent",
     "StepFinished", "Submit", "TaskFailed", "TaskFinished", "Phase", "GateState",
     "SchedulerState", "TaskRecord", "admit", "demote", "next_wake_ms", "reap", "step", "tick",
-    "task_view", "running_tasks", "waiting_count", "live_count", "queued",
+    "task_view", "running_tasks", "waiting_count", "live_count", "queued", "gate_view",
     # context
     "AgentContext", "Append", "ArchiveEntries", "Archived", "Compact", "ContextConfig",
     "ContextEffect", "ContextEvent", "ContextOverflow", "ContextRefusal", "ContextRefusalReason",

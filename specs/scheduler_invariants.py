@@ -27,6 +27,7 @@ from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.effects import SchedulerEffect, StartTask
 from agentrm.kernel.scheduler.events import ClockAdvanced, SchedulerEvent, StepFinished
 from agentrm.kernel.scheduler.lifecycle import Phase
+from agentrm.kernel.scheduler.queries import gate_view
 from agentrm.kernel.scheduler.state import SCALE, FifoQueue, GateState, SchedulerState, TaskRecord
 
 from .sched_model import class_may_take, effective_rate
@@ -81,7 +82,7 @@ def _admits(state: SchedulerState, provider: str, demand: int, extra_req: int = 
     A half-open gate holding a probe admits nothing, unless the probe was taken by a
     start in ``probe_taken_later`` (so, at the moment being reconstructed, it was free).
     """
-    gate = state.gates[provider]
+    gate = gate_view(state, provider)  # buckets as of now (the state keeps them as of the last refill)
     _, tpm_e = _rates(state.config, provider, gate)
     if state.now_ms < gate.paused_until_ms:
         return False

@@ -39,6 +39,7 @@ from agentrm.kernel import (
     YieldTask,
     admit,
     demote,
+    gate_view,
     next_wake_ms,
     reap,
     step,
@@ -73,7 +74,7 @@ def view(s: SchedulerState) -> dict[str, Any]:
         "children": {p: s.children[p] for p in sorted(s.children.keys())},
         "queues": {k: s.queues[k].task_ids() for k in sorted(s.queues.keys(), key=lambda k: (k[0], k[1].value, k[2]))},
         "lanes": s.lanes,
-        "gates": dict(s.gates.items()),
+        "gates": {name: gate_view(s, name) for name in sorted(s.gates.keys())},  # as of now
         "admission_window": s.admission_window,
         "admissions": dict(s.admissions.items()),
         "waiting": s.waiting,

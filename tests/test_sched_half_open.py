@@ -21,6 +21,7 @@ from agentrm.kernel import (
     TaskFinished,
     WakeAt,
     YieldTask,
+    gate_view,
     step,
     tick,
 )
@@ -79,7 +80,7 @@ def test_pause_end_admits_exactly_one_probe() -> None:
     assert s.lanes == ("t3", None)
     assert s.tasks["t3"] == rec("t3", 2, R, agent="b", lane=0, started_ms=520, slice_start_ms=520,
                                 last_progress_ms=520, enqueue_seq=2)
-    assert s.gates["default"] == GateState(500, 29 * SCALE, 3_000 * SCALE, 520, 520, 0, True, "t3")
+    assert gate_view(s, "default") == GateState(500, 29 * SCALE, 3_000 * SCALE, 520, 520, 0, True, "t3")
     assert s.queues[(0, I, "default")].task_ids() == ("t1", "t2")
 
 
@@ -87,7 +88,7 @@ def test_probe_success_closes_the_gate_and_dispatches_the_rest() -> None:
     """The probe's StepFinished closes the circuit: the probe continues and waiting tasks start at once."""
     s, effects = checked(probing_state(), StepFinished(600, "t3", 0, 0))
     assert effects == (StartTask("t1", 1, 0), WakeAt(1_600))
-    assert s.gates["default"] == GateState(500, 29 * SCALE + 80 * 30 - 2 * SCALE, 3_000 * SCALE, 600, 520, 1)
+    assert gate_view(s, "default") == GateState(500, 29 * SCALE + 80 * 30 - 2 * SCALE, 3_000 * SCALE, 600, 520, 1)
     assert s.lanes == ("t3", "t1")
 
 
@@ -95,14 +96,14 @@ def test_probe_finishing_its_task_closes_the_gate() -> None:
     """A probe whose task finishes completed its step: the circuit closes and both free lanes fill."""
     s, effects = checked(probing_state(), TaskFinished(600, "t3"))
     assert effects == (StartTask("t1", 0, 0), StartTask("t2", 1, 0), WakeAt(1_600))
-    assert s.gates["default"] == GateState(500, 29 * SCALE + 80 * 30 - 2 * SCALE, 3_000 * SCALE, 600, 520, 0)
+    assert gate_view(s, "default") == GateState(500, 29 * SCALE + 80 * 30 - 2 * SCALE, 3_000 * SCALE, 600, 520, 0)
 
 
 def test_429_on_the_probe_cuts_again_and_pauses_again() -> None:
     """A 429 for the probe is a new pause: the limit is cut again, the probe freed, the gate stays half-open."""
     s, effects = checked(probing_state(), RateLimited(600, "t3", "default", retry_after_ms=500))
     assert effects == (YieldTask("t3"), WakeAt(1_100))
-    assert s.gates["default"] == GateState(250, 15 * SCALE, 1_500 * SCALE, 600, 1_100, 0, True, "")
+    assert gate_view(s, "default") == GateState(250, 15 * SCALE, 1_500 * SCALE, 600, 1_100, 0, True, "")
     assert s.lanes == (None, None)
 
 
@@ -110,7 +111,7 @@ def test_failed_probe_frees_it_for_the_next_probe() -> None:
     """A probe whose task fails frees the probe: the next waiting task becomes the probe, and only it."""
     s, effects = checked(probing_state(), TaskFailed(600, "t3"))
     assert effects == (StartTask("t1", 0, 0), WakeAt(1_600))
-    assert s.gates["default"] == GateState(500, 29 * SCALE + 80 * 30 - SCALE, 3_000 * SCALE, 600, 520, 0, True, "t1")
+    assert gate_view(s, "default") == GateState(500, 29 * SCALE + 80 * 30 - SCALE, 3_000 * SCALE, 600, 520, 0, True, "t1")
     assert s.lanes == ("t1", None)
 
 
@@ -122,5 +123,5 @@ def test_non_probe_success_does_not_close_and_yields() -> None:
     assert r.effects == (StartTask("t3", 0, 0), WakeAt(1_000))  # t2 still runs from before the pause
     s, effects = checked(r.state, StepFinished(600, "t2", 0, 0))
     assert effects == (YieldTask("t2"), WakeAt(1_510))
-    assert s.gates["default"] == GateState(500, 29 * SCALE + 90 * 30, 3_000 * SCALE, 600, 510, 1, True, "t3")
+    assert gate_view(s, "default") == GateState(500, 29 * SCALE + 90 * 30, 3_000 * SCALE, 600, 510, 1, True, "t3")
     assert s.lanes == ("t3", None)

@@ -39,6 +39,7 @@ from agentrm.kernel.scheduler.lifecycle import Phase
 from agentrm.kernel.scheduler.state import SchedulerState
 from agentrm.kernel.scheduler.transitions import step
 from agentrm.specs.sched_model import MPhase, ModelState, model_step
+from agentrm.kernel import gate_view
 
 from strategies_sched import AGENTS, configs
 
@@ -78,7 +79,7 @@ def project_kernel(s: SchedulerState) -> tuple[Any, ...]:
     )
     gates = tuple(
         (g.limit_permille, g.streak, g.requests_scaled, g.tokens_scaled, g.paused_until_ms, g.half_open, g.probe)
-        for g in (s.gates[p.name] for p in s.config.providers)
+        for g in (gate_view(s, p.name) for p in s.config.providers)
     )
     return s.now_ms, s.next_boost_ms, s.last_wake_ms, tasks, gates
 

@@ -34,6 +34,7 @@ from agentrm.kernel import (
     TaskFinished,
     YieldTask,
     demote,
+    gate_view,
     next_wake_ms,
     reap,
     step,
@@ -155,7 +156,7 @@ def test_no_lane_taken_or_kept_while_gate_blocks(ce: tuple[SchedulerConfig, list
         for tid in started + kept:
             assert after.gates[after.tasks[tid].provider].paused_until_ms <= now
         for p in config.providers:
-            g = after.gates[p.name]
+            g = gate_view(after, p.name)
             rpm_e, tpm_e = rates(g, p)
             assert 0 <= g.requests_scaled <= rpm_e * SCALE
             assert 0 <= g.tokens_scaled <= tpm_e * SCALE

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .config import TaskClass
-from .state import SchedulerState, TaskRecord
+from .gate import refill_gate
+from .state import GateState, SchedulerState, TaskRecord
 
 
 def task_view(state: SchedulerState, task_id: str) -> TaskRecord | None:
@@ -30,3 +31,17 @@ def queued(state: SchedulerState, level: int, task_class: TaskClass, provider: s
     """The ids waiting in one (level, class, provider) queue, head first (O(queue length))."""
     q = state.queues.get((level, task_class, provider))
     return () if q is None else q.task_ids()
+
+
+def gate_view(state: SchedulerState, provider: str) -> GateState:
+    """``provider``'s gate as of ``state.now_ms`` (buckets refilled up to now; SPEC.md 1.2).
+
+    The state stores each gate as of its last refill (``refilled_ms``), which may be
+    earlier than ``now_ms``; this is the gate every decision at ``now_ms`` sees.
+    Raises KeyError for a provider that is not configured.
+    """
+    gate = state.gates[provider]
+    p = state.config.provider(provider)
+    if p is None:
+        raise KeyError(provider)
+    return refill_gate(gate, p, state.now_ms)

@@ -152,7 +152,9 @@ class SchedulerState:
     * ``queues`` -- (level, class, provider) -> FIFO of WAITING task ids; empty queues
       are absent;
     * ``lanes`` -- ``lanes[i]`` is the id of the task on lane ``i``, or None;
-    * ``gates`` -- provider name -> its gate state (one per configured provider);
+    * ``gates`` -- provider name -> its gate state (one per configured provider), its
+      buckets as of its ``refilled_ms`` (refilled when a step reads it; ``gate_view``
+      gives it as of ``now_ms``);
     * ``admission_window`` -- index ``now // admission_window_ms`` of the window that
       ``admissions`` counts;
     * ``admissions`` -- agent -> submissions accepted in that window;

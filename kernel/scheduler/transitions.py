@@ -49,6 +49,8 @@ SchedStep = Step[SchedulerState, SchedulerEffect]
 _CLASSES: tuple[TaskClass, ...] = tuple(TaskClass)
 """Class order for scans: enum definition order, never hash order."""
 
+_EMPTY_QUEUE = FifoQueue()
+
 
 # --- public verbs ----------------------------------------------------------------------
 
@@ -135,7 +137,7 @@ class _Draft:
     __slots__ = (
         "config", "now_ms", "tasks", "children", "queues", "lanes", "gates", "admission_window",
         "admissions", "waiting", "live", "next_submit_seq", "next_enqueue_seq", "next_boost_ms",
-        "last_wake_ms", "lane_deadlines", "running", "effects",
+        "last_wake_ms", "lane_deadlines", "running", "effects", "pick",
     )
 
     def __init__(self, s: SchedulerState) -> None:
@@ -157,6 +159,8 @@ class _Draft:
         self.lane_deadlines: list[int | None] = list(s.lane_deadlines)
         self.running: list[int] = list(s.running_by_class)
         self.effects: list[SchedulerEffect] = []
+        # The task the next dispatch starts first, when a handler already found it.
+        self.pick: TaskRecord | None = None
 
     def freeze(self) -> SchedulerState:
         """The frozen state this draft describes."""
@@ -185,17 +189,20 @@ def _on_submit(d: _Draft, ev: Submit) -> None:
     level = cfg.class_config(ev.task_class).entry_level
     if accepted >= cfg.admission_rate_per_window:
         level = min(level + 1, cfg.levels - 1)  # a burst enters one level lower
-    t = TaskRecord(
-        task_id=ev.task_id, agent=ev.agent, task_class=ev.task_class, provider=ev.provider,
-        parent=ev.parent, submit_seq=d.next_submit_seq, phase=Phase.WAITING, level=level, used_ms=0,
-        last_progress_ms=d.now_ms, demand_tokens=ev.step_tokens, enqueue_seq=0, queue_pos=0,
-        lane=None, started_ms=None, slice_start_ms=d.now_ms, charged_tokens=0,
-    )
+    # The new task goes straight to the tail of its queue (one record built, not two).
+    key = (level, ev.task_class, ev.provider)
+    q, pos = d.queues.get(key, _EMPTY_QUEUE).push(ev.task_id)
+    d.queues = d.queues.set(key, q)
+    d.tasks = d.tasks.set(ev.task_id, TaskRecord(
+        ev.task_id, ev.agent, ev.task_class, ev.provider, ev.parent, d.next_submit_seq, Phase.WAITING,
+        level, 0, d.now_ms, ev.step_tokens, d.next_enqueue_seq, pos, None, None, d.now_ms, 0,
+    ))
+    d.next_enqueue_seq += 1
+    d.waiting += 1
     d.next_submit_seq += 1
     d.live += 1
     if ev.parent is not None:
         d.children = d.children.set(ev.parent, d.children.get(ev.parent, ()) + (ev.task_id,))
-    _enqueue(d, t)
 
 
 def _submit_refusal(d: _Draft, ev: Submit) -> RefusalReason | None:
@@ -232,7 +239,7 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
         return
     cfg, now = d.config, d.now_ms
     provider = _provider(cfg, t.provider)
-    gate = gate_success(d.gates[t.provider], provider, max(0, ev.tokens_used - t.charged_tokens))
+    gate = gate_success(_gate(d, t.provider), provider, max(0, ev.tokens_used - t.charged_tokens))
     gate = gate_probe_done(gate, t.task_id, completed=True)  # the probe succeeded: the circuit closes
     used, level = t.used_ms + now - t.slice_start_ms, t.level
     spent = used >= cfg.level_allotments_ms[level]
@@ -245,7 +252,15 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     # lane: strictly higher levels always; the same level only once the allotment is
     # spent (round robin).
     preempt_below = level + 1 if spent else level
-    if not gate_admits(gate, provider, t.demand_tokens, now) or _dispatchable_exists(d, preempt_below, t):
+    if gate_admits(gate, provider, t.demand_tokens, now):
+        # The head that would take the lane is exactly the one the dispatch after this
+        # event picks first (same classes, gates and queues; the yielding task re-enters
+        # behind it), so it is handed over instead of searched for twice.
+        d.pick = _best_dispatchable(d, preempt_below, t) if d.waiting else None
+        yields = d.pick is not None
+    else:
+        yields = True
+    if yields:
         _release_lane(d, t)
         _enqueue(d, _with(t, phase=next_phase(t.phase, Move.YIELD), lane=None))
         d.effects.append(YieldTask(t.task_id))
@@ -284,7 +299,7 @@ def _on_rate_limited(d: _Draft, ev: RateLimited) -> None:
         return
     provider = _provider(d.config, ev.provider)
     pause = provider.default_retry_after_ms if ev.retry_after_ms is None else ev.retry_after_ms
-    d.gates = d.gates.set(ev.provider, gate_429(d.gates[ev.provider], provider, pause, d.now_ms, t.task_id))
+    d.gates = d.gates.set(ev.provider, gate_429(_gate(d, ev.provider), provider, pause, d.now_ms, t.task_id))
     _release_lane(d, t)
     used = t.used_ms + d.now_ms - t.slice_start_ms
     _enqueue(d, _with(t, phase=next_phase(t.phase, Move.RATE_LIMITED), lane=None, used_ms=used))
@@ -300,10 +315,9 @@ def _advance(d: _Draft, now: int) -> None:
     if d.next_boost_ms <= now:
         _boost(d)
         d.next_boost_ms = (now // cfg.boost_period_ms + 1) * cfg.boost_period_ms
-    for p in cfg.providers:
-        gate = d.gates[p.name]
-        if gate.refilled_ms < now:
-            d.gates = d.gates.set(p.name, refill_gate(gate, p, now))
+    # Gates are refilled lazily, when a transition reads them (:func:`_gate`): refilling is
+    # additive (refill a then b ms == refill a + b ms) and the rate only changes after a
+    # read, so the buckets are exactly those of a refill at every event (SPEC.md 1.5).
     _reap(d)
 
 
@@ -386,7 +400,11 @@ def _dispatch(d: _Draft) -> None:
     started, and the selection repeats (SPEC.md 1.4): it never holds a lane.
     """
     while d.waiting and None in d.lanes:
-        t = _best_dispatchable(d, d.config.levels, None)
+        t = d.pick
+        if t is None:
+            t = _best_dispatchable(d, d.config.levels, None)
+        else:
+            d.pick = None
         if t is None:
             return
         if _run_limit_expired(d.config, t, d.now_ms):
@@ -403,11 +421,6 @@ def _run_limit_expired(cfg: SchedulerConfig, t: TaskRecord, now: int) -> bool:
     return limit > 0 and t.started_ms is not None and now - t.started_ms >= limit
 
 
-def _dispatchable_exists(d: _Draft, below_level: int, freeing: TaskRecord) -> bool:
-    """Whether a task at a level < ``below_level`` could take the lane ``freeing`` holds."""
-    return d.waiting > 0 and _best_dispatchable(d, below_level, freeing) is not None
-
-
 def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) -> TaskRecord | None:
     """The dispatchable queue head with the lowest (level, enqueue number) under ``below_level``.
 
@@ -416,7 +429,7 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     choice cannot: enqueue numbers are unique, so (level, enqueue number) is a total
     order and the minimum is the same whatever the visiting order.
     """
-    cfg, now, tasks, gates = d.config, d.now_ms, d.tasks, d.gates
+    cfg, now, tasks = d.config, d.now_ms, d.tasks
     allowed = _classes_that_may_take_a_lane(d, freeing)
     # Each provider's gate reduced to one number: a head is admitted iff its demand <= it.
     ceiling: dict[str, int] = {}
@@ -424,12 +437,14 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     for (level, cls, provider), q in d.queues.items():
         if level >= below_level or cls not in allowed:
             continue
+        if best is not None and level > best.level:
+            continue
         t = tasks[q.items[q.head]]
-        if best is not None and (level, t.enqueue_seq) >= (best.level, best.enqueue_seq):
+        if best is not None and level == best.level and t.enqueue_seq > best.enqueue_seq:
             continue
         limit = ceiling.get(provider)
         if limit is None:
-            limit = ceiling[provider] = gate_max_admitted_demand(gates[provider], _provider(cfg, provider), now)
+            limit = ceiling[provider] = gate_max_admitted_demand(_gate(d, provider), _provider(cfg, provider), now)
         if t.demand_tokens <= limit:
             best = t
     return best
@@ -438,10 +453,15 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
 def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> tuple[TaskClass, ...]:
     """Class c may take a free lane iff r_c < R_c or the shared lanes are not all used."""
     cfg = d.config
-    running = list(d.running)
+    r0, r1, r2 = d.running
     if freeing is not None:
-        running[_CLASSES.index(freeing.task_class)] -= 1
-    r0, r1, r2 = running
+        c = freeing.task_class
+        if c is _CLASSES[0]:
+            r0 -= 1
+        elif c is _CLASSES[1]:
+            r1 -= 1
+        else:
+            r2 -= 1
     res0, res1, res2 = (cfg.interactive.reserved_lanes, cfg.batch.reserved_lanes,
                         cfg.background.reserved_lanes)  # _CLASSES order
     shared_free = cfg.lanes - res0 - res1 - res2 - max(0, r0 - res0) - max(0, r1 - res1) - max(0, r2 - res2)
@@ -453,7 +473,7 @@ def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> tupl
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
     provider = _provider(d.config, t.provider)
-    gate, charged = charge_gate(d.gates[t.provider], provider, t.demand_tokens, t.task_id)
+    gate, charged = charge_gate(_gate(d, t.provider), provider, t.demand_tokens, t.task_id)
     d.gates = d.gates.set(t.provider, gate)
     _dequeue(d, t)
     now = d.now_ms
@@ -483,16 +503,20 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
     if s.live == 0:
         return None
     cfg, now, tasks = s.config, s.now_ms, s.tasks
-    candidates = [s.next_boost_ms]
+    best = s.next_boost_ms if s.next_boost_ms > now else None
     # After the reap no lane deadline is due, and a task whose run limit ran out while it
-    # waited is reaped instead of started (1.4), so every lane deadline is after ``now``.
-    candidates.extend(x for x in s.lane_deadlines if x is not None)
+    # waited is reaped instead of started (1.4), so every lane deadline is after ``now``
+    # (the comparison with ``now`` only guards hand-built states).
+    for x in s.lane_deadlines:
+        if x is not None and x > now and (best is None or x < best):
+            best = x
     if s.waiting and None in s.lanes:
         # A gate matters only while a lane is free: with every lane busy, a lane frees on
         # an event or a reap deadline (both already counted), and dispatch follows them.
         # A gate that admits any demand now re-opens at ``now``, which does not count;
         # only the others need their queue heads' smallest demand (min() is order-free).
-        ceiling = {p.name: gate_max_admitted_demand(s.gates[p.name], p, now) for p in cfg.providers}
+        gates = {p.name: refill_gate(s.gates[p.name], p, now) for p in cfg.providers}  # lazily refilled
+        ceiling = {p.name: gate_max_admitted_demand(gates[p.name], p, now) for p in cfg.providers}
         smallest: dict[str, int] = {}
         for (_, _, provider), q in s.queues.items():
             if ceiling[provider] < UNBOUNDED_DEMAND:
@@ -500,13 +524,14 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
                 if demand < smallest.get(provider, demand + 1):
                     smallest[provider] = demand
         for p in cfg.providers:
-            gate = s.gates[p.name]
+            gate = gates[p.name]
             if gate.half_open and gate.probe:
                 continue  # waiting for the probe's outcome: an event, not a time
             if p.name in smallest and smallest[p.name] > ceiling[p.name]:
-                candidates.append(gate_earliest_admit_ms(s.gates[p.name], p, smallest[p.name], now))
-    future = [c for c in candidates if c > now]
-    return min(future) if future else None
+                at = gate_earliest_admit_ms(gate, p, smallest[p.name], now)
+                if at > now and (best is None or at < best):
+                    best = at
+    return best
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -565,6 +590,15 @@ def _task_or_refuse(d: _Draft, task_id: str, running_only: bool) -> TaskRecord |
     return t
 
 
+def _gate(d: _Draft, name: str) -> GateState:
+    """Provider ``name``'s gate refilled up to now (stored back, so a step refills it once)."""
+    gate = d.gates[name]
+    if gate.refilled_ms < d.now_ms:
+        gate = refill_gate(gate, _provider(d.config, name), d.now_ms)
+        d.gates = d.gates.set(name, gate)
+    return gate
+
+
 def _provider(cfg: SchedulerConfig, name: str) -> ProviderConfig:
     p = cfg.provider(name)
     assert p is not None, f"provider {name!r} was validated on submission"
@@ -574,7 +608,7 @@ def _provider(cfg: SchedulerConfig, name: str) -> ProviderConfig:
 def _enqueue(d: _Draft, t: TaskRecord) -> None:
     """Put ``t`` (phase already WAITING) at the tail of its queue with a new enqueue number."""
     key = (t.level, t.task_class, t.provider)
-    q, pos = d.queues.get(key, FifoQueue()).push(t.task_id)
+    q, pos = d.queues.get(key, _EMPTY_QUEUE).push(t.task_id)
     d.queues = d.queues.set(key, q)
     d.tasks = d.tasks.set(t.task_id, _with(t, enqueue_seq=d.next_enqueue_seq, queue_pos=pos))
     d.next_enqueue_seq += 1
