@@ -188,6 +188,9 @@ class TaskHandle(asyncio.Future[T]):
     its sub-agents are cancelled too, and its coroutine is cancelled.
     """
 
+    # Slots: no per-handle __dict__ (one handle per task, 10,000s of them at once).
+    __slots__ = ("task_id", "agent", "_runtime")
+
     def __init__(self, task_id: str, agent: str, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
         self.task_id = task_id
@@ -226,6 +229,9 @@ class RecoveredTask:
 class TaskContext:
     """What an agent coroutine sees of the runtime: step boundaries, heartbeats, LLM, sub-agents,
     and its agent's context (append, context, recall, history)."""
+
+    __slots__ = ("task_id", "agent", "provider", "task_class", "_rt", "_tokens_in_step",
+                 "_called_in_step", "_last_call_tokens")
 
     def __init__(self, runtime: Runtime, task_id: str, agent: str, provider: str, task_class: TaskClass) -> None:
         self.task_id = task_id
@@ -396,8 +402,12 @@ class Runtime:
         self._t0 = 0.0
         self._base_ms = 0
         self._last_ms = 0
+        self._clock: Callable[[], float] = _no_clock
         self._timer: asyncio.TimerHandle | None = None
+        # The kernel's latest wake-up deadline, and when the armed timer fires (at or before
+        # it: a deadline that moves later keeps the timer, which re-arms when it fires).
         self._timer_at: int | None = None
+        self._timer_fires_ms = 0
         self._store: Store | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: list[JournalRecord] = []
@@ -441,6 +451,7 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time
         try:
             await self._open_store()
             self._base_ms = self._state.now_ms
@@ -547,8 +558,7 @@ class Runtime:
     # ------------------------------------------------------------------ internals: kernel
 
     def _now(self) -> int:
-        assert self._loop is not None
-        ms = self._base_ms + int((self._loop.time() - self._t0) * 1000)
+        ms = self._base_ms + int((self._clock() - self._t0) * 1000)
         if ms < self._last_ms:  # a timer fired early by float rounding: never go backwards
             ms = self._last_ms
         self._last_ms = ms
@@ -632,15 +642,23 @@ class Runtime:
                 typing.assert_never(eff)
 
     def _set_timer(self, at_ms: int) -> None:
-        assert self._loop is not None
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer_at = at_ms
+        if self._timer is not None:
+            if self._timer_fires_ms <= at_ms:
+                # The armed timer fires first and re-arms for at_ms then: a deadline that
+                # moves later (every step of the earliest task) costs no cancel + call_at.
+                return
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer_fires_ms = at_ms
         self._timer = self._loop.call_at(self._t0 + (at_ms - self._base_ms) / 1000, self._on_wake)
 
     def _on_wake(self) -> None:
         self._timer = None
         at = self._timer_at if self._timer_at is not None else 0
+        if at > self._timer_fires_ms:
+            self._set_timer(at)  # the deadline moved later since this timer was armed
+            return
         if self._last_ms < at:
             self._last_ms = at  # the deadline has come; float rounding must not make it miss
         self._apply(ClockAdvanced(self._now()))
@@ -1003,11 +1021,21 @@ def _require(store: Store | None) -> Store:
     return store
 
 
+_TASK_CLASSES: typing.Final[Mapping[object, TaskClass]] = {
+    **{c: c for c in TaskClass}, **{c.value: c for c in TaskClass}}
+
+
+def _no_clock() -> float:
+    raise RuntimeError("the runtime's clock is read outside 'async with Runtime(...)'")
+
+
 def _task_class(value: TaskClass | str) -> TaskClass:
-    if isinstance(value, TaskClass):
-        return value
+    # One dict lookup: TaskClass(value) costs a microsecond per submission.
     try:
-        return TaskClass(value)
-    except ValueError:
+        task_class = _TASK_CLASSES.get(value)
+    except TypeError:  # unhashable: not a class name either
+        task_class = None
+    if task_class is None:
         names = ", ".join(c.value for c in TaskClass)
-        raise ValueError(f"lane_class: expected one of {names}, got {value!r}") from None
+        raise ValueError(f"lane_class: expected one of {names}, got {value!r}")
+    return task_class

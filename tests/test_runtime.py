@@ -584,3 +584,45 @@ def test_leaving_by_an_exception_cancels_instead_of_draining() -> None:
 
     message, ph = asyncio.run(asyncio.wait_for(main(), timeout=10))
     assert (message, ph) == ("'user code failed'", {"t0": Phase.FAILED})
+
+
+def test_wake_ups_never_precede_the_announced_deadline() -> None:
+    """While deadlines keep moving later (heartbeats) the runtime keeps one timer, yet wakes the kernel only at or after the latest deadline announced, and still reaps a hung task."""
+    from agentrm.kernel.scheduler.effects import WakeAt
+    from agentrm.kernel.scheduler.events import ClockAdvanced
+
+    log: Log = []
+
+    async def beating(ctx: TaskContext) -> int:
+        # Beats for longer than the idle limit, so timers armed for early deadlines come due.
+        for _ in range(25):
+            await asyncio.sleep(0.01)
+            ctx.heartbeat()
+        return 25
+
+    async def hang(ctx: TaskContext) -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> tuple[list[int], CancelReason]:
+        cfg = config(interactive=ClassConfig(entry_level=0, reserved_lanes=1, idle_ms_reap=150))
+        async with Runtime(cfg, observer=lambda s, ev, eff: log.append((s, ev, eff))) as rm:
+            beats = [await rm.submit(beating, agent="b") for _ in range(2)]
+            results = [await h for h in beats]
+            stuck = await rm.submit(hang, agent="h")
+            with pytest.raises(TaskReaped) as info:
+                await asyncio.wait_for(stuck, timeout=5)
+        return results, info.value.reason
+
+    results, reason = asyncio.run(main())
+    last_wake: int | None = None
+    early: list[tuple[int, int]] = []
+    moved_later = 0
+    for _, event, effects in log:
+        if isinstance(event, ClockAdvanced) and last_wake is not None and event.at_ms < last_wake:
+            early.append((event.at_ms, last_wake))
+        for eff in effects:
+            if isinstance(eff, WakeAt):
+                if last_wake is not None and eff.at_ms > last_wake:
+                    moved_later += 1
+                last_wake = eff.at_ms
+    assert (results, reason, early, moved_later > 0) == ([25, 25], CancelReason.IDLE, [], True)
