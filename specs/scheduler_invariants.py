@@ -308,6 +308,9 @@ def indexes_consistent(state: SchedulerState) -> tuple[str, ...]:
     if tuple(state.running_by_class) != _running_by_class(state):
         problems.append(f"running per class recorded as {state.running_by_class}, "
                         f"expected {_running_by_class(state)}")
+    order = tuple(sorted(state.queues.keys(), key=lambda k: (k[0], list(TaskClass).index(k[1]), k[2])))
+    if tuple(state.queue_order) != order:
+        problems.append(f"queue order recorded as {state.queue_order}, expected {order}")
     return tuple(problems)
 
 

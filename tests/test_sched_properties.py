@@ -41,8 +41,24 @@ from agentrm.kernel import (
     tick,
 )
 from agentrm.adapters.snapshot import SnapshotError, dump_scheduler_state, load_scheduler_state
-from agentrm.kernel.scheduler.gate import admits, earliest_admit_ms, effective_rate, on_429, on_success, rates, refill
-from agentrm.kernel.scheduler.state import SCALE, GateState, derive_lane_deadlines, derive_running_by_class
+from agentrm.kernel.scheduler.gate import (
+    admits,
+    earliest_admit_ms,
+    effective_rate,
+    gate_admits,
+    gate_max_admitted_demand,
+    on_429,
+    on_success,
+    rates,
+    refill,
+)
+from agentrm.kernel.scheduler.state import (
+    SCALE,
+    GateState,
+    derive_lane_deadlines,
+    derive_queue_order,
+    derive_running_by_class,
+)
 
 
 def fold(config: SchedulerConfig, events: list[SchedulerEvent]) -> Iterator[tuple[SchedulerState, SchedulerEvent, SchedulerState, tuple[object, ...]]]:
@@ -77,6 +93,7 @@ def counters_consistent(s: SchedulerState) -> None:
         assert q.items[t.queue_pos] == t.task_id
     assert s.lane_deadlines == derive_lane_deadlines(s)
     assert s.running_by_class == derive_running_by_class(s)
+    assert s.queue_order == derive_queue_order(s)
 
 
 @given(configs_and_events())
@@ -308,6 +325,17 @@ def test_rates_equals_effective_rate(rpm: int, tpm: int, e: int) -> None:
     """The gate's inlined rate arithmetic gives exactly effective_rate for both buckets at every limit."""
     gate = attrs.evolve(GateState.initial(rpm, tpm), limit_permille=e)
     assert rates(gate, ProviderConfig("p", rpm, tpm)) == (effective_rate(rpm, e), effective_rate(tpm, e))
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10**7), st.integers(1, 1000), st.integers(0, 10**12),
+       st.integers(0, 10**15), st.integers(0, 2_000), st.booleans(), st.sampled_from(["", "t1"]),
+       st.integers(0, 2 * 10**7), st.integers(0, 2_000))
+def test_gate_threshold_agrees_with_admission(rpm: int, tpm: int, e: int, req: int, tok: int, paused: int,
+                                             half_open: bool, probe: str, demand: int, now: int) -> None:
+    """A head is admitted exactly when its demand is within gate_max_admitted_demand (the dispatch scan's test)."""
+    gate = GateState(e, req, tok, now, paused, 0, half_open, probe if half_open else "")
+    p = ProviderConfig("p", rpm, tpm)
+    assert (demand <= gate_max_admitted_demand(gate, p, now)) == gate_admits(gate, p, demand, now)
 
 
 @pytest.mark.crosshair_backend

@@ -22,6 +22,7 @@ from agentrm.kernel.scheduler.state import (
     SchedulerState,
     TaskRecord,
     derive_lane_deadlines,
+    derive_queue_order,
     derive_running_by_class,
 )
 from agentrm.specs import Violation, check_scheduler, check_scheduler_transition
@@ -77,7 +78,8 @@ def good_state() -> SchedulerState:
 
 def rederive(s: SchedulerState) -> SchedulerState:
     """``s`` with its derived indexes recomputed by the kernel's own functions."""
-    return attrs.evolve(s, lane_deadlines=derive_lane_deadlines(s), running_by_class=derive_running_by_class(s))
+    return attrs.evolve(s, lane_deadlines=derive_lane_deadlines(s), running_by_class=derive_running_by_class(s),
+                        queue_order=derive_queue_order(s))
 
 
 def with_task(s: SchedulerState, tid: str, **changes: object) -> SchedulerState:
@@ -150,6 +152,8 @@ RAW_CORRUPTIONS = [
     ("S14", lambda s: attrs.evolve(s, lane_deadlines=(999, None, None))),
     # S14: a stale running count.
     ("S14", lambda s: attrs.evolve(s, running_by_class=(0, 0, 0))),
+    # S14: a queue order missing a non-empty queue.
+    ("S14", lambda s: attrs.evolve(s, queue_order=s.queue_order[1:])),
 ]
 
 

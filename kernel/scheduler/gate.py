@@ -271,9 +271,11 @@ def gate_admits(gate: GateState, provider: ProviderConfig, demand: int, now_ms: 
 
 def gate_max_admitted_demand(gate: GateState, provider: ProviderConfig, now_ms: int) -> int:
     """The largest step demand a refilled gate admits at ``now_ms`` (-1: none, e.g. a probe is out)."""
-    if not circuit_admits(gate.half_open, gate.probe != ""):
+    # Hot path (every dispatch decision): circuit_admits and rates inlined.
+    if gate.half_open and gate.probe:
         return -1
-    _, tpm_e = rates(gate, provider)
+    e = gate.limit_permille
+    tpm_e = provider.tokens_per_min if e == CEILING_PERMILLE else max(1, provider.tokens_per_min * e // CEILING_PERMILLE)
     return max_admitted_demand(gate.requests_scaled, gate.tokens_scaled, tpm_e, gate.paused_until_ms, now_ms)
 
 

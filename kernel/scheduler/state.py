@@ -168,9 +168,12 @@ class SchedulerState:
       when limited, ``started_ms + run_ms_limit``), or None for a free lane, so reaping
       and the wake-up compare ints instead of looking tasks up;
     * ``running_by_class`` -- derived index: running tasks per class, in ``TaskClass``
-      order (the lane-reservation check).
+      order (the lane-reservation check);
+    * ``queue_order`` -- derived index: the keys of ``queues`` sorted by
+      :func:`queue_sort_key` (level first), so dispatch visits queues best level
+      first and stops at the first level that has a dispatchable head.
 
-    The two derived fields are computed from the others when not given, so a state
+    The three derived fields are computed from the others when not given, so a state
     built by hand (or loaded from a snapshot, which omits them) is always consistent.
     """
 
@@ -194,6 +197,9 @@ class SchedulerState:
     )
     running_by_class: tuple[int, int, int] = attrs.field(
         default=attrs.Factory(lambda self: derive_running_by_class(self), takes_self=True)
+    )
+    queue_order: tuple[QueueKey, ...] = attrs.field(
+        default=attrs.Factory(lambda self: derive_queue_order(self), takes_self=True)
     )
 
     @classmethod
@@ -233,6 +239,19 @@ def reap_deadline(config: SchedulerConfig, task: TaskRecord) -> int:
 def derive_lane_deadlines(state: SchedulerState) -> tuple[int | None, ...]:
     """``lane_deadlines`` recomputed from the lanes and the tasks on them."""
     return tuple(None if tid is None else reap_deadline(state.config, state.tasks[tid]) for tid in state.lanes)
+
+
+_CLASS_RANK: dict[TaskClass, int] = {c: i for i, c in enumerate(TaskClass)}
+
+
+def queue_sort_key(key: QueueKey) -> tuple[int, int, str]:
+    """A queue key's place in ``queue_order``: level, then class (definition order), then provider."""
+    return key[0], _CLASS_RANK[key[1]], key[2]
+
+
+def derive_queue_order(state: SchedulerState) -> tuple[QueueKey, ...]:
+    """``queue_order`` recomputed from the queues."""
+    return tuple(sorted(state.queues.keys(), key=queue_sort_key))
 
 
 def derive_running_by_class(state: SchedulerState) -> tuple[int, int, int]:

@@ -41,7 +41,7 @@ from .gate import (
     refill_gate,
 )
 from .lifecycle import Move, Phase, next_phase
-from .state import FifoQueue, GateState, QueueKey, SchedulerState, TaskRecord, reap_deadline
+from .state import FifoQueue, GateState, QueueKey, SchedulerState, TaskRecord, queue_sort_key, reap_deadline
 
 SchedStep = Step[SchedulerState, SchedulerEffect]
 """What every scheduler transition returns."""
@@ -137,7 +137,7 @@ class _Draft:
     __slots__ = (
         "config", "now_ms", "tasks", "children", "queues", "lanes", "gates", "admission_window",
         "admissions", "waiting", "live", "next_submit_seq", "next_enqueue_seq", "next_boost_ms",
-        "last_wake_ms", "lane_deadlines", "running", "effects", "pick",
+        "last_wake_ms", "lane_deadlines", "running", "queue_order", "effects", "pick",
     )
 
     def __init__(self, s: SchedulerState) -> None:
@@ -158,6 +158,7 @@ class _Draft:
         self.last_wake_ms: int | None = s.last_wake_ms
         self.lane_deadlines: list[int | None] = list(s.lane_deadlines)
         self.running: list[int] = list(s.running_by_class)
+        self.queue_order: tuple[QueueKey, ...] = s.queue_order
         self.effects: list[SchedulerEffect] = []
         # The task the next dispatch starts first, when a handler already found it.
         self.pick: TaskRecord | None = None
@@ -169,6 +170,7 @@ class _Draft:
             self.gates, self.admission_window, self.admissions, self.waiting, self.live,
             self.next_submit_seq, self.next_enqueue_seq, self.next_boost_ms, self.last_wake_ms,
             tuple(self.lane_deadlines), (self.running[0], self.running[1], self.running[2]),
+            self.queue_order,
         )
 
 
@@ -190,9 +192,7 @@ def _on_submit(d: _Draft, ev: Submit) -> None:
     if accepted >= cfg.admission_rate_per_window:
         level = min(level + 1, cfg.levels - 1)  # a burst enters one level lower
     # The new task goes straight to the tail of its queue (one record built, not two).
-    key = (level, ev.task_class, ev.provider)
-    q, pos = d.queues.get(key, _EMPTY_QUEUE).push(ev.task_id)
-    d.queues = d.queues.set(key, q)
+    pos = _push(d, (level, ev.task_class, ev.provider), ev.task_id)
     d.tasks = d.tasks.set(ev.task_id, TaskRecord(
         ev.task_id, ev.agent, ev.task_class, ev.provider, ev.parent, d.next_submit_seq, Phase.WAITING,
         level, 0, d.now_ms, ev.step_tokens, d.next_enqueue_seq, pos, None, None, d.now_ms, 0,
@@ -369,6 +369,7 @@ def _boost(d: _Draft) -> None:
                         tasks[tid] = _with(t, level=entry, used_ms=0, queue_pos=pos)
                 queues = queues.set((entry, cls, p.name), FifoQueue(items.finish(), 0, len(members)))
         d.queues = queues
+        d.queue_order = tuple(sorted(queues.keys(), key=queue_sort_key))
     d.tasks = tasks.finish()
 
 
@@ -425,22 +426,26 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     """The dispatchable queue head with the lowest (level, enqueue number) under ``below_level``.
 
     ``freeing`` is a running task counted as if its lane were already free. The scan
-    visits the non-empty queues in map order, which depends on string hashing, but the
-    choice cannot: enqueue numbers are unique, so (level, enqueue number) is a total
-    order and the minimum is the same whatever the visiting order.
+    visits the non-empty queues in ``queue_order`` (level first) and stops after the
+    first level that has a dispatchable head; within a level the lowest enqueue number
+    wins (enqueue numbers are unique, so the choice is a total order).
     """
-    cfg, now, tasks = d.config, d.now_ms, d.tasks
     allowed = _classes_that_may_take_a_lane(d, freeing)
+    if not allowed:
+        return None
+    cfg, now, tasks, queues = d.config, d.now_ms, d.tasks, d.queues
     # Each provider's gate reduced to one number: a head is admitted iff its demand <= it.
     ceiling: dict[str, int] = {}
     best: TaskRecord | None = None
-    for (level, cls, provider), q in d.queues.items():
-        if level >= below_level or cls not in allowed:
+    for key in d.queue_order:
+        level, cls, provider = key
+        if level >= below_level or (best is not None and level > best.level):
+            break
+        if cls not in allowed:
             continue
-        if best is not None and level > best.level:
-            continue
+        q = queues[key]
         t = tasks[q.items[q.head]]
-        if best is not None and level == best.level and t.enqueue_seq > best.enqueue_seq:
+        if best is not None and t.enqueue_seq > best.enqueue_seq:
             continue
         limit = ceiling.get(provider)
         if limit is None:
@@ -607,9 +612,7 @@ def _provider(cfg: SchedulerConfig, name: str) -> ProviderConfig:
 
 def _enqueue(d: _Draft, t: TaskRecord) -> None:
     """Put ``t`` (phase already WAITING) at the tail of its queue with a new enqueue number."""
-    key = (t.level, t.task_class, t.provider)
-    q, pos = d.queues.get(key, _EMPTY_QUEUE).push(t.task_id)
-    d.queues = d.queues.set(key, q)
+    pos = _push(d, (t.level, t.task_class, t.provider), t.task_id)
     d.tasks = d.tasks.set(t.task_id, _with(t, enqueue_seq=d.next_enqueue_seq, queue_pos=pos))
     d.next_enqueue_seq += 1
     d.waiting += 1
@@ -618,8 +621,24 @@ def _enqueue(d: _Draft, t: TaskRecord) -> None:
 def _dequeue(d: _Draft, t: TaskRecord) -> None:
     key = (t.level, t.task_class, t.provider)
     q = d.queues[key].remove(t.queue_pos)
-    d.queues = d.queues.set(key, q) if len(q) else d.queues.delete(key)
+    if len(q):
+        d.queues = d.queues.set(key, q)
+    else:
+        d.queues = d.queues.delete(key)
+        d.queue_order = tuple(k for k in d.queue_order if k != key)
     d.waiting -= 1
+
+
+def _push(d: _Draft, key: QueueKey, task_id: str) -> int:
+    """Append ``task_id`` to queue ``key`` (creating it, in ``queue_order`` too); its position."""
+    old = d.queues.get(key)
+    if old is None:
+        q, pos = _EMPTY_QUEUE.push(task_id)
+        d.queue_order = tuple(sorted(d.queue_order + (key,), key=queue_sort_key))
+    else:
+        q, pos = old.push(task_id)
+    d.queues = d.queues.set(key, q)
+    return pos
 
 
 def _release_lane(d: _Draft, t: TaskRecord) -> None:
