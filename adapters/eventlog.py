@@ -22,7 +22,8 @@ import enum
 import json
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import IO, Any, Final, TypeVar
 
 import attrs
@@ -142,6 +143,107 @@ def effect_to_json(effect: SchedulerEffect) -> dict[str, Any]:
     obj: dict[str, Any] = _encode_value(effect)
     obj["type"] = _TYPE_NAME[type(effect)]
     return obj
+
+
+# --------------------------------------------------------------------------- fast encoding
+#
+# The runtime journals every kernel step, and the general path above (a dict built by
+# reflection, then json.dumps) costs tens of microseconds a record. The functions below
+# write the same bytes directly: for each event and effect class a plan of its JSON keys
+# in sorted order (the "type" discriminator among them), and for each field value an
+# encoder chosen by its exact type -- the same C string escaper json.dumps uses with
+# ensure_ascii, int.__repr__ as json.dumps uses for ints, "null" for None, an enum's
+# string value. A value of any other type (a bool, a float, a str subclass) takes the
+# general path for the whole object, so the output is byte-identical for every input; a
+# Hypothesis property in tests/test_eventlog_fast.py compares the two.
+
+def _scalar_encoders() -> dict[Any, Callable[[Any], str]]:
+    encoders: dict[Any, Callable[[Any], str]] = {
+        str: _json_str, int: int.__repr__, type(None): lambda _: "null",
+    }
+    # Every enum a field of an event or effect is declared with, when its values are all
+    # plain strings (the general path writes ``.value``, so any other value takes it):
+    # its members' texts are computed once.
+    for table in (EVENT_TYPES, EFFECT_TYPES):
+        for cls in table.values():
+            for hint in typing.get_type_hints(cls).values():
+                for tp in typing.get_args(hint) or (hint,):
+                    if (isinstance(tp, type) and issubclass(tp, enum.Enum)
+                            and all(type(m.value) is str for m in tp)):
+                        encoders[tp] = {m: _json_str(m.value) for m in tp}.__getitem__
+    return encoders
+
+
+_SCALARS: Final[Mapping[Any, Callable[[Any], str]]] = _scalar_encoders()
+
+
+def _compile(cls: type[Any], type_name: str) -> Callable[[Any], str]:
+    """Generate the encoder of one class: its keys in sorted order, each value encoded by its type.
+
+    For ``TaskFinished`` the generated function is::
+
+        def encode(obj):
+            v0 = obj.at_ms
+            v1 = obj.task_id
+            return '{"at_ms":' + _S[type(v0)](v0) + ',"task_id":' + _S[type(v1)](v1) + ',"type":"task_finished"}'
+
+    A value whose type has no entry in ``_S`` raises KeyError: the caller takes the general path.
+    """
+    names = [f.name for f in attrs.fields(cls)]
+    if "type" in names:  # it would clash with the discriminator (event_to_json overwrites it)
+        raise TypeError(f"{cls.__name__}: a field named 'type' cannot be encoded")
+    loads: list[str] = []
+    pieces: list[str] = []
+    for i, key in enumerate(sorted([*names, "type"])):
+        head = ("{" if i == 0 else ",") + _json_str(key) + ":"
+        if key == "type":
+            pieces.append(repr(head + _json_str(type_name)))
+        else:
+            loads.append(f"    v{i} = obj.{key}\n")
+            pieces += [repr(head), f"_S[type(v{i})](v{i})"]
+    source = "def encode(obj):\n" + "".join(loads) + "    return " + " + ".join([*pieces, repr("}")]) + "\n"
+    namespace: dict[str, Any] = {"_S": _SCALARS}
+    exec(compile(source, f"<eventlog encoder for {type_name}>", "exec"), namespace)  # noqa: S102 - generated from attrs fields
+    encode: Callable[[Any], str] = namespace["encode"]
+    return encode
+
+
+_ENCODERS: Final[Mapping[type[Any], Callable[[Any], str]]] = {
+    cls: _compile(cls, name) for table in (EVENT_TYPES, EFFECT_TYPES) for name, cls in table.items()
+}
+
+
+def _fast_object(obj: Any) -> str | None:
+    """The canonical JSON text of one event or effect, or None when the general path must do it."""
+    encode = _ENCODERS.get(type(obj))
+    if encode is None:
+        return None
+    try:
+        return encode(obj)
+    except KeyError:  # a value of a type without a fast encoder
+        return None
+
+
+def event_line(event: SchedulerEvent) -> str:
+    """``dumps_line(event_to_json(event))``, byte for byte, without building the dict."""
+    text = _fast_object(event)
+    return dumps_line(event_to_json(event)) if text is None else text
+
+
+def effects_line(effects: Iterable[SchedulerEffect]) -> str:
+    """The canonical JSON array of ``[effect_to_json(e) for e in effects]``, byte for byte."""
+    parts: list[str] = []
+    for effect in effects:
+        text = _fast_object(effect)
+        parts.append(dumps_line(effect_to_json(effect)) if text is None else text)
+    return "[" + ",".join(parts) + "]"
+
+
+def record_line(seq: int, event: SchedulerEvent, effects: Iterable[SchedulerEffect]) -> str:
+    """``dumps_line(record_to_json(LogRecord(seq, event, effects)))``, byte for byte."""
+    if type(seq) is not int:
+        return dumps_line(record_to_json(LogRecord(seq, event, tuple(effects))))
+    return f'{{"effects":{effects_line(effects)},"event":{event_line(event)},"seq":{seq!r}}}'
 
 
 def config_to_json(config: SchedulerConfig) -> dict[str, Any]:
@@ -442,7 +544,9 @@ class EventLogWriter:
     def write(self, event: SchedulerEvent, effects: tuple[SchedulerEffect, ...]) -> int:
         """Append the record of one kernel step; returns its ``seq``."""
         seq = self.next_seq
-        self._write(record_to_json(LogRecord(seq, event, tuple(effects))))
+        self._stream.write(record_line(seq, event, effects) + "\n")
+        if self._flush:
+            self._stream.flush()
         self.next_seq = seq + 1
         return seq
 

@@ -618,3 +618,19 @@ def test_a_lock_held_past_the_busy_timeout_is_reported_as_busy(tmp_path: pathlib
         holder.close()
     with Store.open(path) as s:
         assert s.archive_agents() == ()
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        ([JournalRecord(2, "{}", "[]"), JournalRecord(4, "{}", "[]")], "record 1 has seq 4, expected 3"),
+        ([JournalRecord(3, "{}", "[]")], "record 0 has seq 3, expected 2"),
+        ([JournalRecord(2, "{}", "[]"), (3, "{}", "[]")], "record 1 must be a JournalRecord"),
+    ],
+)
+def test_a_trusted_journal_batch_is_still_gapless(store: Store, batch: list[JournalRecord], message: str) -> None:
+    """A trusted batch skips only the JSON parse: a gap, a bad seq or a wrong type still writes nothing."""
+    store.append_journal([JournalRecord(1, "{}", "[]")], trusted=True)
+    with pytest.raises(StoreError, match=message):
+        store.append_journal(batch, trusted=True)
+    assert list(store.journal_after(0)) == [JournalRecord(1, "{}", "[]")]
