@@ -931,12 +931,17 @@ class Runtime:
         state, seq = self._state, self._seq
         while self._pending:
             await self._flush_once()
-        text = dump_scheduler_state(state)
         store = _require(self._store)
-        await self._in_writer(lambda: store.save_snapshot(seq, text))
-        # Keep two: the newest, and one before it in case the newest is ever unreadable.
-        await self._in_writer(lambda: store.prune_snapshots(keep=2))
-        self._since_snapshot = 0
+
+        def write() -> None:
+            # Serialized on the writer thread (the state is immutable): a state of 10,000s of
+            # tasks takes a while to dump, and the loop keeps running tasks meanwhile.
+            store.save_snapshot(seq, dump_scheduler_state(state))
+            # Keep two: the newest, and one before it in case the newest is ever unreadable.
+            store.prune_snapshots(keep=2)
+
+        await self._in_writer(write)
+        self._since_snapshot = self._seq - seq  # steps journaled while it was written count
 
     async def _close_io(self) -> None:
         try:
