@@ -245,14 +245,13 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     spent = used >= cfg.level_allotments_ms[level]
     if spent:
         used, level = 0, min(level + 1, cfg.levels - 1)
-    t = _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
-                     demand_tokens=ev.next_step_tokens)
+    demand = ev.next_step_tokens
     d.gates = d.gates.set(t.provider, gate)
     # Yield if the gate is closed for its next step, or a waiting task could use the
     # lane: strictly higher levels always; the same level only once the allotment is
     # spent (round robin).
     preempt_below = level + 1 if spent else level
-    if gate_admits(gate, provider, t.demand_tokens, now):
+    if gate_admits(gate, provider, demand, now):
         # The head that would take the lane is exactly the one the dispatch after this
         # event picks first (same classes, gates and queues; the yielding task re-enters
         # behind it), so it is handed over instead of searched for twice.
@@ -260,14 +259,22 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
         yields = d.pick is not None
     else:
         yields = True
+    # Each branch builds the task's new record once, with every changed field.
     if yields:
         _release_lane(d, t)
-        _enqueue(d, _with(t, phase=next_phase(t.phase, Move.YIELD), lane=None))
+        pos = _push(d, (level, t.task_class, t.provider), t.task_id)
+        d.tasks = d.tasks.set(t.task_id, _with(
+            t, phase=next_phase(t.phase, Move.YIELD), level=level, used_ms=used, last_progress_ms=now,
+            slice_start_ms=now, demand_tokens=demand, lane=None, enqueue_seq=d.next_enqueue_seq, queue_pos=pos,
+        ))
+        d.next_enqueue_seq += 1
+        d.waiting += 1
         d.effects.append(YieldTask(t.task_id))
         return
-    gate, charged = charge_gate(gate, provider, t.demand_tokens, t.task_id)
+    gate, charged = charge_gate(gate, provider, demand, t.task_id)
     d.gates = d.gates.set(t.provider, gate)
-    _set_running(d, _with(t, charged_tokens=charged))
+    _set_running(d, _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
+                          demand_tokens=demand, charged_tokens=charged))
 
 
 def _on_task_finished(d: _Draft, ev: TaskFinished) -> None:
