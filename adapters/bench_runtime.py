@@ -14,9 +14,11 @@ and reports the median wall time per task of R repetitions:
   when ``--durable`` is given.
 
 Limits are set out of the way (no rate limit, no reaping) so only overhead is measured.
-The target is ``runtime`` within 1.5x of ``semaphore``. A last line splits the
-runtime's time into time inside ``kernel.step`` and the shell's own (asyncio tasks,
-futures, effect dispatch), so a miss can be attributed.
+The target is ``runtime`` within 1.5x of ``semaphore``. The last lines split each
+runtime's time into time inside ``kernel.step`` (including freeing the state each step
+replaces), encoding journal records (durable mode), and the rest: the shell's own
+(asyncio tasks, futures, effect dispatch) and, durable, the group commit's share of
+the loop -- so a miss can be attributed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from agentrm.kernel.common import Step
@@ -74,30 +77,65 @@ async def run_semaphore(tasks: int, lanes: int) -> float:
 
 
 class _KernelClock:
-    """Wraps the kernel's step to add up the time spent inside it (the rest is the runtime's own)."""
+    """Wraps the kernel's step to add up the time spent inside it (the rest is the runtime's own).
+
+    It holds on to the state each step was given until the next step, so the old state's
+    deallocation (the nodes the kernel's path copying replaced) happens, and is counted,
+    inside the kernel's time rather than in the runtime's assignment of the new state.
+    """
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self._step = runtime_module.kernel_step
+        self._held: SchedulerState | None = None
 
     def __call__(self, state: SchedulerState, event: SchedulerEvent) -> Step[SchedulerState, SchedulerEffect]:
         start = time.perf_counter()
+        self._held = state  # frees the state before it, here
         result = self._step(state, event)
         self.seconds += time.perf_counter() - start
         return result
 
 
+class _EncodeClock:
+    """Wraps the runtime's journal encoders (event and effects lines) to add up their time."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._event_line = runtime_module.encode_event
+        self._effects_line = runtime_module.encode_effects
+
+    def event_line(self, event: SchedulerEvent) -> str:
+        start = time.perf_counter()
+        text = self._event_line(event)
+        self.seconds += time.perf_counter() - start
+        return text
+
+    def effects_line(self, effects: Iterable[SchedulerEffect]) -> str:
+        start = time.perf_counter()
+        text = self._effects_line(effects)
+        self.seconds += time.perf_counter() - start
+        return text
+
+
 async def run_runtime(tasks: int, lanes: int, store: Path | None = None,
-                      kernel_clock: _KernelClock | None = None) -> float:
+                      kernel_clock: _KernelClock | None = None,
+                      encode_clock: _EncodeClock | None = None) -> float:
     """Seconds to submit and complete ``tasks`` no-op agents under the Runtime."""
     config = bench_config(tasks, lanes)
     if kernel_clock is not None:
         runtime_module.kernel_step = kernel_clock
+    if encode_clock is not None:
+        runtime_module.encode_event = encode_clock.event_line
+        runtime_module.encode_effects = encode_clock.effects_line
     try:
         return await _run_runtime(config, tasks, store)
     finally:
         if kernel_clock is not None:
             runtime_module.kernel_step = kernel_clock._step
+        if encode_clock is not None:
+            runtime_module.encode_event = encode_clock._event_line
+            runtime_module.encode_effects = encode_clock._effects_line
 
 
 async def _run_runtime(config: SchedulerConfig, tasks: int, store: Path | None) -> float:
@@ -124,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be >= 1")
     times: dict[str, list[float]] = {"semaphore": [], "runtime": []}
-    kernel: list[float] = []
+    # Per mode and run: seconds inside kernel.step, and encoding journal records.
+    kernel: dict[str, list[float]] = {"runtime": [], "runtime+sqlite": []}
+    encode: list[float] = []
     if args.durable:
         times["runtime+sqlite"] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,21 +172,32 @@ def main(argv: list[str] | None = None) -> int:
             times["semaphore"].append(asyncio.run(run_semaphore(args.tasks, args.lanes)))
             clock = _KernelClock()
             times["runtime"].append(asyncio.run(run_runtime(args.tasks, args.lanes, kernel_clock=clock)))
-            kernel.append(clock.seconds)
+            kernel["runtime"].append(clock.seconds)
             if args.durable:
                 db = Path(tmp) / f"bench{i}.db"
-                times["runtime+sqlite"].append(asyncio.run(run_runtime(args.tasks, args.lanes, db)))
+                clock, enc = _KernelClock(), _EncodeClock()
+                times["runtime+sqlite"].append(
+                    asyncio.run(run_runtime(args.tasks, args.lanes, db, kernel_clock=clock, encode_clock=enc)))
+                kernel["runtime+sqlite"].append(clock.seconds)
+                encode.append(enc.seconds)
     base = statistics.median(times["semaphore"])
+    per_task = 1e6 / args.tasks
     print(f"{args.tasks} no-op agents, {args.lanes} lanes, median of {args.repeat}")
     print(f"{'mode':<16}{'total ms':>10}{'us/task':>10}{'vs semaphore':>14}")
     for mode, samples in times.items():
         med = statistics.median(samples)
-        print(f"{mode:<16}{med * 1000:>10.1f}{med / args.tasks * 1e6:>10.1f}{med / base:>13.2f}x")
+        print(f"{mode:<16}{med * 1000:>10.1f}{med * per_task:>10.1f}{med / base:>13.2f}x")
     # Where the runtime's time goes: inside kernel.step (two or more steps per task) vs the shell.
-    in_kernel = statistics.median(kernel)
-    shell = statistics.median(times["runtime"]) - in_kernel
-    print(f"runtime split: kernel.step {in_kernel / args.tasks * 1e6:.1f} us/task, "
-          f"shell {shell / args.tasks * 1e6:.1f} us/task ({shell / base:.2f}x semaphore)")
+    in_kernel = statistics.median(kernel["runtime"])
+    shell = statistics.median([t - k for t, k in zip(times["runtime"], kernel["runtime"])])
+    print(f"runtime split: kernel.step {in_kernel * per_task:.1f} us/task, "
+          f"shell {shell * per_task:.1f} us/task ({shell / base:.2f}x semaphore)")
+    if args.durable:
+        durable = list(zip(times["runtime+sqlite"], kernel["runtime+sqlite"], encode))
+        rest = statistics.median([t - k - e for t, k, e in durable])
+        print(f"runtime+sqlite split: kernel.step {statistics.median(kernel['runtime+sqlite']) * per_task:.1f} us/task, "
+              f"journal encoding {statistics.median(encode) * per_task:.1f} us/task, "
+              f"shell and group commit {rest * per_task:.1f} us/task")
     return 0
 
 

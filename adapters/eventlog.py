@@ -232,6 +232,8 @@ def event_line(event: SchedulerEvent) -> str:
 
 def effects_line(effects: Iterable[SchedulerEffect]) -> str:
     """The canonical JSON array of ``[effect_to_json(e) for e in effects]``, byte for byte."""
+    if effects == ():  # most kernel steps emit nothing
+        return "[]"
     parts: list[str] = []
     for effect in effects:
         text = _fast_object(effect)

@@ -52,7 +52,7 @@ import os
 import pathlib
 import tempfile
 import typing
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -124,6 +124,10 @@ Observer = Callable[[int, SchedulerEvent, tuple[SchedulerEffect, ...]], None]
 
 kernel_step: Callable[[SchedulerState, SchedulerEvent], Step[SchedulerState, SchedulerEffect]] = _step
 """The reducer every runtime calls: ``agentrm.kernel.step`` (a module variable so a benchmark can time it)."""
+encode_event: Callable[[SchedulerEvent], str] = event_line
+"""The journal's event encoder, ``eventlog.event_line`` (a module variable so a benchmark can time it)."""
+encode_effects: Callable[[Iterable[SchedulerEffect]], str] = effects_line
+"""The journal's effects encoder, ``eventlog.effects_line`` (a module variable so a benchmark can time it)."""
 
 INTERRUPTED = "interrupted"
 """The ``TaskFailed.error`` of a task that was running when its runtime died."""
@@ -856,7 +860,7 @@ class Runtime:
             self._jsonl_writer.write(event, effects)
         if self._store is not None and self._journal_error is None:
             # The eventlog's fast encoder: the same bytes as its general one, at a fraction of the cost.
-            self._pending.append(JournalRecord(self._seq, event_line(event), effects_line(effects)))
+            self._pending.append(JournalRecord(self._seq, encode_event(event), encode_effects(effects)))
             self._since_snapshot += 1
             if self._flush_task is None and self._open:
                 self._flush_task = asyncio.ensure_future(self._flush_loop())

@@ -470,8 +470,15 @@ def test_benchmark_command_runs() -> None:
     with contextlib.redirect_stdout(out):
         assert bench_runtime.main(["--tasks", "50", "--repeat", "1", "--durable"]) == 0
     lines = out.getvalue().splitlines()
-    assert [line.split()[0] for line in lines[2:]] == ["semaphore", "runtime", "runtime+sqlite", "runtime"]
-    assert lines[-1].startswith("runtime split: kernel.step ")
+    assert [line.split()[0] for line in lines[2:]] == ["semaphore", "runtime", "runtime+sqlite", "runtime",
+                                                        "runtime+sqlite"]
+    assert lines[-2].startswith("runtime split: kernel.step ")
+    assert lines[-1].startswith("runtime+sqlite split: kernel.step ")
+    # The timing wrappers are gone afterwards: the runtime calls the real kernel and encoders again.
+    from agentrm.adapters import eventlog, runtime
+    from agentrm.kernel import step
+    assert (runtime.kernel_step, runtime.encode_event, runtime.encode_effects) == (
+        step, eventlog.event_line, eventlog.effects_line)
 
 
 def test_cancelling_a_handle_cancels_the_task_and_its_sub_agents() -> None:
