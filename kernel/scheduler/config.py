@@ -23,6 +23,11 @@ class TaskClass(enum.Enum):
     BATCH = "batch"
     BACKGROUND = "background"
 
+    # Members are singletons compared by identity, so hashing by identity is consistent
+    # with equality, and it is a C slot instead of Enum's Python-level hash of the name:
+    # every queue-key lookup hashes a class. Nothing is ordered by this hash.
+    __hash__ = object.__hash__
+
 
 def _check(cond: bool, field: str, message: str) -> None:
     if not cond:

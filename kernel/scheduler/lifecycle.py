@@ -15,6 +15,8 @@ from typing import Final, Mapping
 class Phase(enum.Enum):
     """Where a task is in its life."""
 
+    __hash__ = object.__hash__  # identity, like equality: a C slot on the lifecycle-table lookup
+
     WAITING = "waiting"
     """In its (level, class, provider) queue."""
     RUNNING = "running"
@@ -40,6 +42,8 @@ TERMINAL: Final = frozenset({Phase.FINISHED, Phase.FAILED, Phase.REAPED, Phase.C
 
 class Move(enum.Enum):
     """An input that changes a task's phase."""
+
+    __hash__ = object.__hash__  # identity, like equality: a C slot on the lifecycle-table lookup
 
     DISPATCH = "dispatch"
     """Started on a free lane."""

@@ -437,6 +437,9 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     first level that has a dispatchable head; within a level the lowest enqueue number
     wins (enqueue numbers are unique, so the choice is a total order).
     """
+    order = d.queue_order
+    if not order or order[0][0] >= below_level:
+        return None  # no queue above the level asked for (e.g. a level-0 task's step)
     allowed = _classes_that_may_take_a_lane(d, freeing)
     if not allowed:
         return None
@@ -444,7 +447,7 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     # Each provider's gate reduced to one number: a head is admitted iff its demand <= it.
     ceiling: dict[str, int] = {}
     best: TaskRecord | None = None
-    for key in d.queue_order:
+    for key in order:
         level, cls, provider = key
         if level >= below_level or (best is not None and level > best.level):
             break
