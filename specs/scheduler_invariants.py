@@ -20,6 +20,7 @@ visited in submission order, providers in config order, lanes by number.
 
 from __future__ import annotations
 
+import operator
 from typing import Callable
 
 from agentrm.kernel.common import Step
@@ -46,9 +47,18 @@ _LIVE = (Phase.WAITING, Phase.RUNNING)
 # ---------------------------------------------------------------------------
 
 
+_BY_SUBMISSION = operator.attrgetter("submit_seq", "task_id")
+_last_sorted: list[tuple[SchedulerState, tuple[TaskRecord, ...]]] = []
+"""The last state :func:`_tasks` sorted, kept so the invariants of one check sort it once."""
+
+
 def _tasks(state: SchedulerState) -> tuple[TaskRecord, ...]:
     """Every task, in submission order."""
-    return tuple(sorted(state.tasks.values(), key=lambda t: (t.submit_seq, t.task_id)))
+    if _last_sorted and _last_sorted[0][0] is state:
+        return _last_sorted[0][1]
+    tasks = tuple(sorted(state.tasks.values(), key=_BY_SUBMISSION))
+    _last_sorted[:] = [(state, tasks)]
+    return tasks
 
 
 def _queues(state: SchedulerState) -> tuple[tuple[tuple[int, TaskClass, str], FifoQueue], ...]:
