@@ -4,7 +4,8 @@
 keys and every map as a sorted list, so equal states give identical text.
 ``load_scheduler_state`` reads it back exactly (``load(dump(s)) == s``) and refuses
 anything else with a :class:`SnapshotError` naming the offending field, e.g.
-``tasks[3].level: expected an integer, got '2'``.
+``tasks[3].level: expected an integer, got '2'``, or, for a well-typed snapshot whose
+parts disagree, the broken invariant of SPEC.md (``check_scheduler``).
 
 The runtime's durable mode stores these snapshots; recovery is the latest snapshot
 followed by a fold of the journal after it.
@@ -23,6 +24,7 @@ from cattrs.v import format_exception
 
 from agentrm.kernel.scheduler.config import SchedulerConfig, TaskClass
 from agentrm.kernel.scheduler.state import FifoQueue, GateState, SchedulerState, TaskRecord
+from agentrm.specs.scheduler_invariants import check_scheduler
 
 FORMAT: Final = "agentrm.scheduler_state"
 VERSION: Final = 1
@@ -135,7 +137,15 @@ def load_scheduler_state(text: str) -> SchedulerState:
         raise SnapshotError("; ".join(cattrs.transform_error(e, path="snapshot", format_exception=_describe))) from None
     except (ValueError, TypeError) as e:  # e.g. ConfigError raised while building the config
         raise SnapshotError(f"snapshot: {e}") from None
-    return _state_from(doc)
+    state = _state_from(doc)
+    # Well-typed is not enough: a queue naming an unknown task, or a lane held by a
+    # waiting one, would break the kernel later and far from the cause.
+    problems = check_scheduler(state)
+    if problems:
+        shown = "; ".join(str(v) for v in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise SnapshotError(f"snapshot: inconsistent state: {shown}{more}")
+    return state
 
 
 def _state_from(doc: _Doc) -> SchedulerState:

@@ -301,6 +301,15 @@ def test_snapshot_refuses_bad_text_naming_the_field(old: str, new: str, field: s
 SMALL = SchedulerConfig(lanes=2, providers=(ProviderConfig("default", 60, 6_000),))
 
 
+def test_snapshot_refuses_a_well_typed_but_inconsistent_state() -> None:
+    """A snapshot whose fields parse but disagree (a running task on no lane) is refused naming the invariant."""
+    s = step(SchedulerState.initial(SMALL), Submit(0, "t", "a", TaskClass.INTERACTIVE)).state
+    text = dump_scheduler_state(s)
+    assert '"lanes":["t",null]' in text
+    with pytest.raises(SnapshotError, match=r"snapshot: inconsistent state: S1 "):
+        load_scheduler_state(text.replace('"lanes":["t",null]', '"lanes":[null,null]', 1))
+
+
 # --- gate arithmetic (also run under HYPOTHESIS_PROFILE=crosshair -m crosshair_backend) ----------
 
 
