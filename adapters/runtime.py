@@ -233,9 +233,6 @@ class TaskContext:
     """What an agent coroutine sees of the runtime: step boundaries, heartbeats, LLM, sub-agents,
     and its agent's context (append, context, recall, history)."""
 
-    __slots__ = ("task_id", "agent", "provider", "task_class", "_rt", "_tokens_in_step",
-                 "_called_in_step", "_last_call_tokens")
-
     def __init__(self, runtime: Runtime, task_id: str, agent: str, provider: str, task_class: TaskClass) -> None:
         self.task_id = task_id
         self.agent = agent
