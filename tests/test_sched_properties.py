@@ -47,10 +47,14 @@ from agentrm.kernel.scheduler.gate import (
     effective_rate,
     gate_admits,
     gate_max_admitted_demand,
+    gate_probe_done,
+    gate_step_succeeded,
+    gate_success,
     on_429,
     on_success,
     rates,
     refill,
+    refill_gate,
 )
 from agentrm.kernel.scheduler.state import (
     SCALE,
@@ -345,6 +349,22 @@ def test_gate_threshold_agrees_with_admission(rpm: int, tpm: int, e: int, req: i
     gate = GateState(e, req, tok, now, paused, 0, half_open, probe if half_open else "")
     p = ProviderConfig("p", rpm, tpm)
     assert (demand <= gate_max_admitted_demand(gate, p, now)) == gate_admits(gate, p, demand, now)
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10**7), st.integers(1, 1000), st.integers(0, 2), st.integers(0, 2),
+       st.integers(0, 50), st.integers(0, 9), st.booleans(), st.sampled_from(["", "t1", "t2"]),
+       st.integers(0, 10**6), st.sampled_from(["t1", "t2"]), st.integers(0, 100))
+def test_step_succeeded_is_refill_then_success_then_probe_done(
+    rpm: int, tpm: int, e: int, req_frac: int, tok_frac: int, refilled: int, streak: int, half_open: bool,
+    probe: str, excess: int, task_id: str, dt: int,
+) -> None:
+    """The one-construction success update equals refill, then gate_success, then gate_probe_done."""
+    p = ProviderConfig("p", rpm, tpm)
+    gate = GateState(e, req_frac * (rpm * e // 1000) * SCALE // 2, tok_frac * (tpm * e // 1000) * SCALE // 2,
+                     refilled, 0, streak, half_open, probe if half_open else "")
+    now = refilled + dt
+    expected = gate_probe_done(gate_success(refill_gate(gate, p, now), p, excess), task_id, completed=True)
+    assert gate_step_succeeded(gate, p, excess, task_id, now) == expected
 
 
 @pytest.mark.crosshair_backend

@@ -302,6 +302,24 @@ def gate_success(gate: GateState, provider: ProviderConfig, excess_tokens: int) 
                      gate.half_open, gate.probe)
 
 
+def gate_step_succeeded(gate: GateState, provider: ProviderConfig, excess_tokens: int, task_id: str,
+                        now_ms: int) -> GateState:
+    """``gate_probe_done(gate_success(refill_gate(gate, provider, now_ms), provider, excess_tokens), task_id, True)``
+    in one construction: the gate after ``task_id``'s step succeeded at ``now_ms`` (a property test holds them equal)."""
+    e = gate.limit_permille
+    req, tok = gate.requests_scaled, gate.tokens_scaled
+    refilled = gate.refilled_ms
+    elapsed = now_ms - refilled
+    if elapsed > 0:  # refill first, at the rates before this success changes them
+        rpm_e, tpm_e = rates(gate, provider)
+        req, tok, refilled = refill(req, rpm_e, elapsed), refill(tok, tpm_e, elapsed), now_ms
+    e, streak = on_success(e, gate.streak, provider.success_streak, provider.increase_permille)
+    half_open, probe = gate.half_open, gate.probe
+    if task_id and probe == task_id:  # the probe succeeded: the circuit closes
+        half_open, probe = False, ""
+    return GateState(e, req, charge_excess(tok, excess_tokens), refilled, gate.paused_until_ms, streak, half_open, probe)
+
+
 def gate_probe_done(gate: GateState, task_id: str, completed: bool) -> GateState:
     """The gate after ``task_id`` stopped running: if it held the probe, a completed step
     closes the circuit, anything else (failed, reaped, cancelled, 429) only frees the probe."""

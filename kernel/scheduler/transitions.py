@@ -37,7 +37,7 @@ from .gate import (
     UNBOUNDED_DEMAND,
     gate_max_admitted_demand,
     gate_probe_done,
-    gate_success,
+    gate_step_succeeded,
     refill_gate,
 )
 from .lifecycle import Move, Phase, next_phase
@@ -239,8 +239,9 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
         return
     cfg, now = d.config, d.now_ms
     provider = _provider(cfg, t.provider)
-    gate = gate_success(_gate(d, t.provider), provider, max(0, ev.tokens_used - t.charged_tokens))
-    gate = gate_probe_done(gate, t.task_id, completed=True)  # the probe succeeded: the circuit closes
+    # Refill, AIMD success, excess tokens and (for the probe) closing the circuit, in one go.
+    gate = gate_step_succeeded(d.gates[t.provider], provider, max(0, ev.tokens_used - t.charged_tokens),
+                               t.task_id, now)
     used, level = t.used_ms + now - t.slice_start_ms, t.level
     spent = used >= cfg.level_allotments_ms[level]
     if spent:
