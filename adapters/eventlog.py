@@ -149,9 +149,10 @@ def effect_to_json(effect: SchedulerEffect) -> dict[str, Any]:
 #
 # The runtime journals every kernel step, and the general path above (a dict built by
 # reflection, then json.dumps) costs tens of microseconds a record. The functions below
-# write the same bytes directly: for each event and effect class a plan of its JSON keys
-# in sorted order (the "type" discriminator among them), and for each field value an
-# encoder chosen by its exact type -- the same C string escaper json.dumps uses with
+# write the same bytes directly: for each event and effect class a generated function
+# (attrs' own technique) writing its JSON keys in sorted order (the "type" discriminator
+# among them) in one f-string, each field value by an encoder chosen by its exact
+# type -- the same C string escaper json.dumps uses with
 # ensure_ascii, int.__repr__ as json.dumps uses for ints, "null" for None, an enum's
 # string value. A value of any other type (a bool, a float, a str subclass) takes the
 # general path for the whole object, so the output is byte-identical for every input; a
@@ -177,6 +178,27 @@ def _scalar_encoders() -> dict[Any, Callable[[Any], str]]:
 _SCALARS: Final[Mapping[Any, Callable[[Any], str]]] = _scalar_encoders()
 
 
+def _value_source(var: str, hint: Any, namespace: dict[str, Any]) -> str:
+    """Source of an expression encoding ``var``, declared ``hint``: a test of the declared
+    type(s) first, then the table lookup (which raises KeyError for an unknown type)."""
+    branches: list[str] = []
+    for tp in typing.get_args(hint) or (hint,):
+        if tp is type(None):
+            branches.append(f'"null" if {var} is None else ')
+        elif tp in _SCALARS:
+            name = f"_t{len(namespace)}"
+            namespace[name], namespace[f"{name}_json"] = tp, _SCALARS[tp]
+            branches.append(f"{name}_json({var}) if type({var}) is {name} else ")
+    return "{(" + "".join(branches) + f"_S[type({var})]({var}))}}"
+
+
+def _literal(text: str) -> str:
+    """``text`` as literal f-string source (between triple single quotes)."""
+    if "\\" in text or "'" in text:  # never for identifiers and JSON punctuation
+        raise TypeError(f"cannot generate an encoder writing {text!r}")
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def _compile(cls: type[Any], type_name: str) -> Callable[[Any], str]:
     """Generate the encoder of one class: its keys in sorted order, each value encoded by its type.
 
@@ -185,24 +207,28 @@ def _compile(cls: type[Any], type_name: str) -> Callable[[Any], str]:
         def encode(obj):
             v0 = obj.at_ms
             v1 = obj.task_id
-            return '{"at_ms":' + _S[type(v0)](v0) + ',"task_id":' + _S[type(v1)](v1) + ',"type":"task_finished"}'
+            return f'''{{"at_ms":{(_t1_json(v0) if type(v0) is _t1 else _S[type(v0)](v0))},"task_id":{(
+                _t3_json(v1) if type(v1) is _t3 else _S[type(v1)](v1))},"type":"task_finished"}}'''
 
-    A value whose type has no entry in ``_S`` raises KeyError: the caller takes the general path.
+    with ``_t1`` = int, ``_t3`` = str and ``_S`` the table of encoders by type: one
+    f-string (no intermediate strings), the declared type tested before any lookup. A
+    value whose type has no entry in ``_S`` raises KeyError: the caller takes the general path.
     """
     names = [f.name for f in attrs.fields(cls)]
     if "type" in names:  # it would clash with the discriminator (event_to_json overwrites it)
         raise TypeError(f"{cls.__name__}: a field named 'type' cannot be encoded")
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {"_S": _SCALARS}
     loads: list[str] = []
     pieces: list[str] = []
     for i, key in enumerate(sorted([*names, "type"])):
         head = ("{" if i == 0 else ",") + _json_str(key) + ":"
         if key == "type":
-            pieces.append(repr(head + _json_str(type_name)))
+            pieces.append(_literal(head + _json_str(type_name)))
         else:
             loads.append(f"    v{i} = obj.{key}\n")
-            pieces += [repr(head), f"_S[type(v{i})](v{i})"]
-    source = "def encode(obj):\n" + "".join(loads) + "    return " + " + ".join([*pieces, repr("}")]) + "\n"
-    namespace: dict[str, Any] = {"_S": _SCALARS}
+            pieces += [_literal(head), _value_source(f"v{i}", hints[key], namespace)]
+    source = "def encode(obj):\n" + "".join(loads) + "    return f'''" + "".join(pieces) + "}}'''\n"
     exec(compile(source, f"<eventlog encoder for {type_name}>", "exec"), namespace)  # noqa: S102 - generated from attrs fields
     encode: Callable[[Any], str] = namespace["encode"]
     return encode
@@ -213,20 +239,8 @@ _ENCODERS: Final[Mapping[type[Any], Callable[[Any], str]]] = {
 }
 
 
-def _fast_object(obj: Any) -> str | None:
-    """The canonical JSON text of one event or effect, or None when the general path must do it."""
-    encode = _ENCODERS.get(type(obj))
-    if encode is None:
-        return None
-    try:
-        return encode(obj)
-    except KeyError:  # a value of a type without a fast encoder
-        return None
-
-
 def event_line(event: SchedulerEvent) -> str:
     """``dumps_line(event_to_json(event))``, byte for byte, without building the dict."""
-    # _fast_object inlined: this runs for every kernel step the runtime journals.
     encode = _ENCODERS.get(type(event))
     if encode is not None:
         try:
@@ -242,9 +256,15 @@ def effects_line(effects: Iterable[SchedulerEffect]) -> str:
         return "[]"
     parts: list[str] = []
     for effect in effects:
-        text = _fast_object(effect)
-        parts.append(dumps_line(effect_to_json(effect)) if text is None else text)
-    return "[" + ",".join(parts) + "]"
+        encode = _ENCODERS.get(type(effect))
+        if encode is not None:
+            try:
+                parts.append(encode(effect))
+                continue
+            except KeyError:  # a value of a type without a fast encoder
+                pass
+        parts.append(dumps_line(effect_to_json(effect)))
+    return f"[{','.join(parts)}]"
 
 
 def record_line(seq: int, event: SchedulerEvent, effects: Iterable[SchedulerEffect]) -> str:
