@@ -56,6 +56,7 @@ from agentrm.kernel.scheduler.gate import (
     refill,
     refill_gate,
 )
+from agentrm.kernel.scheduler.transitions import _busy_fast_path, _general_step
 from agentrm.kernel.scheduler.state import (
     SCALE,
     GateState,
@@ -269,6 +270,35 @@ def test_config_validation_names_the_field(changes: dict[str, Any], field: str) 
     """A config with one bad field raises ConfigError whose message starts with that field's name."""
     with pytest.raises(ConfigError, match="^" + re.escape(field) + ":"):
         attrs.evolve(SchedulerConfig(), **changes)
+
+
+@given(configs_and_events())
+def test_busy_fast_path_equals_the_general_step(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """Wherever the busy fast path applies, it gives exactly the general path's state and effects."""
+    config, events = ce
+    s = SchedulerState.initial(config)
+    for ev in events:
+        if ev.at_ms >= s.now_ms:
+            fast = _busy_fast_path(s, ev)
+            if fast is not None:
+                assert fast == _general_step(s, ev)
+        s = step(s, ev).state
+
+
+def test_busy_fast_path_serves_heartbeats_and_ticks_of_a_full_system() -> None:
+    """With both lanes busy and nothing due, a heartbeat and a tick take the fast path, and it matches the general one."""
+    s = SchedulerState.initial(SMALL)
+    for ev in (Submit(0, "a", "x", TaskClass.INTERACTIVE), Submit(0, "b", "x", TaskClass.BATCH),
+               Submit(0, "c", "x", TaskClass.BATCH)):
+        s = step(s, ev).state
+    assert s.lanes == ("a", "b") and s.waiting == 1
+    for ev in (Heartbeat(10, "a"), ClockAdvanced(20)):
+        fast = _busy_fast_path(s, ev)
+        assert fast is not None and fast == _general_step(s, ev)
+        s = fast.state
+    assert s.tasks["a"].last_progress_ms == 10 and s.now_ms == 20
+    assert _busy_fast_path(s, Heartbeat(30, "c")) is None  # a waiting task: refused by the general path
+    assert _busy_fast_path(s, ClockAdvanced(10**9)) is None  # boost and reaps due
 
 
 @given(configs_and_events())

@@ -62,6 +62,14 @@ def step(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
     """
     if event.at_ms < state.now_ms:
         return _clock_refusal(state, event)
+    fast = _busy_fast_path(state, event)
+    if fast is not None:
+        return fast
+    return _general_step(state, event)
+
+
+def _general_step(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
+    """:func:`step` for an event at or after ``state.now_ms``, through a draft."""
     d = _Draft(state)
     _advance(d, event.at_ms)
     match event:
@@ -84,6 +92,51 @@ def step(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
     _dispatch(d)
     _announce(d)
     return Step(d.freeze(), tuple(d.effects))
+
+
+def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
+    """:func:`_general_step`'s exact result for the commonest events of a loaded system, or None.
+
+    It applies to a clock advance and to a heartbeat of a running task when every lane
+    is busy and no boost or reap is due at the event's time. Then advance changes only
+    the clock (gates refill lazily), dispatch has no free lane, and the wake-up is the
+    earliest of the boost and the lane deadlines (gates add none while every lane is
+    busy, 1.6), so the new state is built directly instead of through a draft. A
+    property test holds this equal to the general path on generated event sequences.
+    """
+    now = ev.at_ms
+    if now >= s.next_boost_ms:
+        return None
+    deadlines = s.lane_deadlines
+    for x in deadlines:
+        if x is None or x <= now:
+            return None  # a free lane (dispatch may start something) or a reap is due
+    tasks = s.tasks
+    if type(ev) is Heartbeat:
+        t = tasks.get(ev.task_id) if ev.task_id else None
+        if t is None or t.phase is not Phase.RUNNING or t.lane is None:
+            return None  # refused: the general path words the refusal
+        lane = t.lane
+        t = _with(t, last_progress_ms=now)
+        tasks = tasks.set(t.task_id, t)
+        # Later than the old deadline (idle moves on, the run limit does not), so after now.
+        deadlines = deadlines[:lane] + (reap_deadline(s.config, t),) + deadlines[lane + 1:]
+    elif type(ev) is not ClockAdvanced:
+        return None
+    best = s.next_boost_ms
+    for x in deadlines:
+        if x is not None and x < best:
+            best = x
+    effects: tuple[SchedulerEffect, ...] = ()
+    last_wake = s.last_wake_ms
+    if best != last_wake:
+        last_wake = best
+        effects = (WakeAt(best),)
+    return Step(SchedulerState(
+        s.config, now, tasks, s.children, s.queues, s.lanes, s.gates, s.admission_window, s.admissions,
+        s.waiting, s.live, s.next_submit_seq, s.next_enqueue_seq, s.next_boost_ms, last_wake,
+        deadlines, s.running_by_class, s.queue_order,
+    ), effects)
 
 
 def admit(state: SchedulerState, submit: Submit, now_ms: int) -> SchedStep:
