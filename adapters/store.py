@@ -75,6 +75,21 @@ _CHUNK: Final = 500
 #: Rows fetched per page by ``journal_after``, so iteration never holds a cursor open
 #: across the caller's own writes.
 _PAGE: Final = 1000
+#: Most journal rows per INSERT statement (3 variables each: 768, below even SQLite's
+#: old 999-variable limit). sqlite3 releases the GIL around every statement step, and
+#: taking it back waits for whichever thread holds it -- the event loop, busy running
+#: tasks -- so a row per step starved the writer thread for seconds under load.
+_JOURNAL_ROWS: Final = 256
+
+
+def _journal_insert(rows: int) -> str:
+    """The INSERT of ``rows`` journal records in one statement."""
+    return "INSERT INTO journal (seq, event, effects) VALUES " + ",".join(["(?,?,?)"] * rows)
+
+
+#: The statements for 256, 128, ..., 1 rows: a batch is cut into these sizes, so a
+#: handful of prepared statements (cached by sqlite3) serve every batch size.
+_JOURNAL_INSERTS: Final = tuple((n, _journal_insert(n)) for n in (256, 128, 64, 32, 16, 8, 4, 2, 1))
 
 _TABLES: Final = ("agents", "contexts", "entries", "journal", "meta", "snapshots")
 
@@ -559,12 +574,16 @@ class Store:
                 if not trusted:
                     _check_json(self.path, f"journal seq {r.seq} field 'event'", r.event)
                     _check_json(self.path, f"journal seq {r.seq} field 'effects'", r.effects)
-            # A prepared executemany, not insert_all: insert_all re-reads the table schema
-            # on every call (about 0.3 ms), which dominated appends of one kernel step.
-            self.db.conn.executemany(
-                "INSERT INTO journal (seq, event, effects) VALUES (?, ?, ?)",
-                [(r.seq, r.event, r.effects) for r in batch],
-            )
+            # Prepared multi-row INSERTs, not insert_all (which re-reads the table schema
+            # on every call, about 0.3 ms) nor executemany (one step, so one GIL
+            # hand-off, per row): see _JOURNAL_ROWS.
+            conn = self.db.conn
+            start = 0
+            for rows, sql in _JOURNAL_INSERTS:
+                while len(batch) - start >= rows:
+                    chunk = batch[start : start + rows]
+                    conn.execute(sql, [v for r in chunk for v in (r.seq, r.event, r.effects)])
+                    start += rows
 
     def last_journal_seq(self) -> int:
         """Return the seq of the last journal record, or 0 if the journal is empty."""

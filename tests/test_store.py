@@ -634,3 +634,19 @@ def test_a_trusted_journal_batch_is_still_gapless(store: Store, batch: list[Jour
     with pytest.raises(StoreError, match=message):
         store.append_journal(batch, trusted=True)
     assert list(store.journal_after(0)) == [JournalRecord(1, "{}", "[]")]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=600), min_size=1, max_size=5), st.booleans())
+def test_journal_batches_of_any_size_append_whole_and_in_order(tmp_path_factory: pytest.TempPathFactory,
+                                                               sizes: list[int], trusted: bool) -> None:
+    """Batches of any size (cut into multi-row INSERTs of 256, 128, ... 1 rows) append every record once, in seq order."""
+    store = Store.create(tmp_path_factory.mktemp("journal") / "j.db")
+    try:
+        records: list[JournalRecord] = []
+        for size in sizes:
+            batch = [JournalRecord(len(records) + i + 1, f'{{"i":{len(records) + i + 1}}}', "[]") for i in range(size)]
+            store.append_journal(batch, trusted=trusted)
+            records += batch
+        assert (store.last_journal_seq(), list(store.journal_after(0))) == (len(records), records)
+    finally:
+        store.close()
