@@ -16,7 +16,9 @@ kernel as events. Every kernel step is journaled: to SQLite through the store
 
 Durable mode (``store=`` a path or a store object): the journal is written in batches
 by one dedicated writer thread (group commit); ``await rm.submit(...)`` returns only
-after its Submit is on disk. A new Runtime on the same file loads the latest snapshot,
+after its Submit is on disk. Every ``snapshot_every`` records a snapshot of the kernel
+state is dumped on a thread of its own, beside the group commit, so a durable wait
+never waits for one. A new Runtime on the same file loads the latest snapshot,
 folds the journal after it and so restores the kernel state exactly. Then tasks that
 were waiting are queued again (their agent function is looked up by agent name in
 ``agents=``), and tasks that were running are failed in the kernel with
@@ -413,6 +415,8 @@ class Runtime:
         self._pending: list[JournalRecord] = []
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._flush_task: asyncio.Future[None] | None = None
+        self._snapshot_task: asyncio.Future[None] | None = None
+        self._dumper: concurrent.futures.ThreadPoolExecutor | None = None
         self._flushed_seq = 0
         self._journal_error: JournalError | None = None
         self._since_snapshot = 0
@@ -482,6 +486,10 @@ class Runtime:
                 self._timer = None
             try:
                 await self._flush()
+                if self._snapshot_task is not None:
+                    await asyncio.shield(self._snapshot_task)  # it reports its own failure
+                if self._journal_error is not None:
+                    raise self._journal_error
                 if self._store is not None and self._since_snapshot:
                     await self._snapshot()
             finally:
@@ -867,8 +875,9 @@ class Runtime:
         try:
             while self._pending and self._journal_error is None:
                 await self._flush_once()
-                if self._since_snapshot >= self._snapshot_every and self._open:
-                    await self._snapshot()
+                if self._since_snapshot >= self._snapshot_every and self._open and self._snapshot_task is None:
+                    # Beside the group commit, not in its way: a durable wait never waits for a snapshot.
+                    self._snapshot_task = asyncio.ensure_future(self._background_snapshot())
         except Exception as exc:  # noqa: BLE001 - reported to every waiter, not lost in a task
             self._journal_failed(exc)
         finally:
@@ -927,17 +936,28 @@ class Runtime:
             self._flush_task = asyncio.ensure_future(self._flush_loop())
         await asyncio.shield(waiter)
 
+    async def _background_snapshot(self) -> None:
+        try:
+            await self._snapshot()
+        except Exception as exc:  # noqa: BLE001 - reported to every waiter, like a failed flush
+            self._journal_failed(exc)
+        finally:
+            self._snapshot_task = None
+
     async def _snapshot(self) -> None:
-        """Save the kernel state after the last journaled step (records up to it are flushed first)."""
+        """Save the kernel state after the last journaled step, once the journal up to it is committed."""
         state, seq = self._state, self._seq
-        while self._pending:
-            await self._flush_once()
+        # Dumped on a thread of its own (the state is immutable): a state of 10,000s of tasks
+        # takes a while, and meanwhile the loop runs tasks and the writer commits the journal.
+        if self._dumper is None:
+            self._dumper = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrm-dump")
+        assert self._loop is not None
+        text = await self._loop.run_in_executor(self._dumper, lambda: dump_scheduler_state(state))
+        await self._durable(seq)  # a snapshot may not be ahead of the journal
         store = _require(self._store)
 
         def write() -> None:
-            # Serialized on the writer thread (the state is immutable): a state of 10,000s of
-            # tasks takes a while to dump, and the loop keeps running tasks meanwhile.
-            store.save_snapshot(seq, dump_scheduler_state(state))
+            store.save_snapshot(seq, text)
             # Keep two: the newest, and one before it in case the newest is ever unreadable.
             store.prune_snapshots(keep=2)
 
@@ -945,6 +965,9 @@ class Runtime:
         self._since_snapshot = self._seq - seq  # steps journaled while it was written count
 
     async def _close_io(self) -> None:
+        if self._snapshot_task is not None:  # left running only when the exit itself failed
+            self._snapshot_task.cancel()
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
         try:
             if self._jsonl is not None:
                 self._jsonl.close()
@@ -964,6 +987,9 @@ class Runtime:
             if self._writer is not None:
                 self._writer.shutdown(wait=True)
                 self._writer = None
+            if self._dumper is not None:
+                self._dumper.shutdown(wait=True)
+                self._dumper = None
 
 
 def restore_state(store: Store, config: SchedulerConfig) -> tuple[SchedulerState, int]:

@@ -270,3 +270,46 @@ def test_a_refused_journal_write_is_reported_not_swallowed(tmp_path: Path) -> No
 
 async def _idle(ctx: TaskContext) -> None:
     await asyncio.Event().wait()
+
+
+def test_a_durable_wait_never_waits_for_a_snapshot(tmp_path: Path) -> None:
+    """While a snapshot is being dumped (held here until released), durable submissions still commit and return, and the snapshot saved afterwards restores the exact state."""
+    import threading
+
+    from agentrm.adapters import runtime as runtime_module
+
+    db = tmp_path / "rt.db"
+    entered, release = threading.Event(), threading.Event()
+    real_dump = runtime_module.dump_scheduler_state
+
+    def held_dump(state: SchedulerState) -> str:
+        if threading.current_thread() is not threading.main_thread():  # not the one at open
+            entered.set()
+            release.wait(30)
+        return real_dump(state)
+
+    async def quick(ctx: TaskContext) -> str:
+        return ctx.task_id
+
+    async def main() -> tuple[list[str], SchedulerState]:
+        loop = asyncio.get_running_loop()
+        async with Runtime(CONFIG, store=db, snapshot_every=3) as rm:
+            first = [await (await rm.submit(quick, agent="a", lane_class="batch")) for _ in range(2)]
+            assert await loop.run_in_executor(None, entered.wait, 30), "no snapshot started"
+            # The dump is held: these durable submissions must not wait for it.
+            during = [await (await asyncio.wait_for(rm.submit(quick, agent="a", lane_class="batch"), 30))
+                      for _ in range(3)]
+            release.set()
+        return first + during, rm.state
+
+    runtime_module.dump_scheduler_state = held_dump
+    try:
+        results, live = asyncio.run(main())
+    finally:
+        runtime_module.dump_scheduler_state = real_dump
+        release.set()
+    with Store.open(db, create=False) as store:
+        restored, _ = restore_state(store, CONFIG)
+        snapshots = store.latest_snapshot()
+    assert (results, restored, snapshots is not None and snapshots[0] > 0) == (
+        ["t0", "t1", "t2", "t3", "t4"], live, True)
