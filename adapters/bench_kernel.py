@@ -376,12 +376,14 @@ class MutableScheduler:
             return
         now = self.now
         cands = [self.next_boost] + [d for d in self.deadline if d is not None]
-        if self.waiting and None in self.lanes:  # gate deadlines only while a lane is free
+        if self.waiting and None in self.lanes:
+            # Gate deadlines only while a waiting task's class may take a free lane.
+            may = self.may_take(None)
+            heads = [t for q in self.queues.values() if (t := self.head(q)) is not None]
             smallest: dict[str, int] = {}
-            for (_, _, provider), q in self.queues.items():
-                t = self.head(q)
-                if t is not None and t.demand < smallest.get(provider, t.demand + 1):
-                    smallest[provider] = t.demand
+            for t in heads if any(may[t.ci] for t in heads) else ():
+                if t.demand < smallest.get(t.provider, t.demand + 1):
+                    smallest[t.provider] = t.demand
             for p in self.cfg.providers:
                 g = self.gates[p.name]
                 if p.name in smallest and not (g.half_open and g.probe):

@@ -674,8 +674,10 @@ def next_deadline(s: ModelState) -> int | None:
             deadlines.append(t.last_progress_ms + cc.idle_ms_reap)
             if cc.run_ms_limit > 0:
                 deadlines.append(t.started_ms + cc.run_ms_limit)
-    lane_free = sum(1 for t in s.tasks if t.phase is MPhase.RUNNING) < s.config.lanes
-    heads = _heads(s) if lane_free else ()  # gate deadlines only while a lane is free
+    heads = _heads(s)
+    running = _running_by_class(s)
+    if not any(class_may_take(h.cls, running, _reserved(s), s.config.lanes) for h in heads):
+        heads = ()  # gate deadlines only while a waiting task's class may take a free lane
     for pi, p in enumerate(s.providers):
         demands = [h.demand for h in heads if h.provider == pi]
         if demands and not (p.half_open and p.probe):  # a held probe re-opens on an event

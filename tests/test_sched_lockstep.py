@@ -363,6 +363,22 @@ def test_a_closed_gate_makes_no_wake_up_while_every_lane_is_busy() -> None:
     ]
 
 
+def test_a_closed_gate_makes_no_wake_up_while_the_free_lane_is_reserved_for_another_class() -> None:
+    """A free lane reserved for interactive work does not make a batch head's refill a wake-up."""
+    events: list[SchedulerEvent] = [
+        Submit(0, "b1", "a", B, step_tokens=100_000),  # takes the shared lane, empties the token bucket
+        Submit(0, "b2", "a", B, step_tokens=1_000),  # admitted at 600 ms; only the interactive lane is free
+        TaskFinished(100, "b1"),
+        ClockAdvanced(600),
+    ]
+    assert run_both(two_lane_config((1_000,)), events) == [
+        (StartTask("b1", 0, 0), WakeAt(10_000)),
+        (),
+        (WakeAt(600),),
+        (StartTask("b2", 0, 0), WakeAt(10_600)),
+    ]
+
+
 def test_a_task_past_its_run_limit_is_reaped_from_its_queue_not_dispatched() -> None:
     """A task whose run limit ran out while it waited is reaped when selected (SPEC 1.4), never started again."""
     config = attrs.evolve(two_lane_config((100,)), background=ClassConfig(0, 0, 500, run_ms_limit=300))

@@ -51,6 +51,11 @@ _CLASSES: tuple[TaskClass, ...] = tuple(TaskClass)
 
 _EMPTY_QUEUE = FifoQueue()
 
+_CLASS_SUBSETS: tuple[tuple[TaskClass, ...], ...] = tuple(
+    tuple(c for i, c in enumerate(_CLASSES) if mask >> i & 1) for mask in range(8)
+)
+"""Every subset of the classes, in class order, indexed by a bit mask (bit i: ``_CLASSES[i]``)."""
+
 
 # --- public verbs ----------------------------------------------------------------------
 
@@ -94,23 +99,37 @@ def _general_step(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
     return Step(d.freeze(), tuple(d.effects))
 
 
+def _a_waiting_class_may_take_a_lane(s: _Draft | SchedulerState) -> bool:
+    """Whether some class with a waiting task may take a free lane now (SPEC.md 1.4)."""
+    allowed = _classes_that_may_take_a_lane(s, None)
+    return any(key[1] in allowed for key in s.queue_order)
+
+
 def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
     """:func:`_general_step`'s exact result for the commonest events of a loaded system, or None.
 
-    It applies to a clock advance and to a heartbeat of a running task when every lane
-    is busy and no boost or reap is due at the event's time. Then advance changes only
-    the clock (gates refill lazily), dispatch has no free lane, and the wake-up is the
-    earliest of the boost and the lane deadlines (gates add none while every lane is
-    busy, 1.6), so the new state is built directly instead of through a draft. A
-    property test holds this equal to the general path on generated event sequences.
+    It applies to a clock advance and to a heartbeat of a running task when no waiting
+    task's class may take a free lane (every lane busy, or the free ones reserved for
+    classes with nothing waiting) and no boost or reap is due at the event's time.
+    Then advance changes only the clock (gates refill lazily), dispatch starts nothing,
+    and the wake-up is the earliest of the boost and the lane deadlines (gates add none,
+    1.6), so the new state is built directly instead of through a draft. A property
+    test holds this equal to the general path on generated event sequences.
     """
-    now = ev.at_ms
-    if now >= s.next_boost_ms:
+    if type(ev) is not Heartbeat and type(ev) is not ClockAdvanced:
         return None
+    now = ev.at_ms
+    if now >= s.next_boost_ms or s.live == 0:
+        return None  # a boost is due, or an idle system (no wake-up at all): the general path
     deadlines = s.lane_deadlines
+    free = False
     for x in deadlines:
-        if x is None or x <= now:
-            return None  # a free lane (dispatch may start something) or a reap is due
+        if x is None:
+            free = True
+        elif x <= now:
+            return None  # a reap is due
+    if free and s.waiting and _a_waiting_class_may_take_a_lane(s):
+        return None  # dispatch may start something
     tasks = s.tasks
     if type(ev) is Heartbeat:
         t = tasks.get(ev.task_id) if ev.task_id else None
@@ -121,8 +140,6 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
         tasks = tasks.set(t.task_id, t)
         # Later than the old deadline (idle moves on, the run limit does not), so after now.
         deadlines = deadlines[:lane] + (reap_deadline(s.config, t),) + deadlines[lane + 1:]
-    elif type(ev) is not ClockAdvanced:
-        return None
     best = s.next_boost_ms
     for x in deadlines:
         if x is not None and x < best:
@@ -519,10 +536,10 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     return best
 
 
-def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> tuple[TaskClass, ...]:
+def _classes_that_may_take_a_lane(d: _Draft | SchedulerState, freeing: TaskRecord | None) -> tuple[TaskClass, ...]:
     """Class c may take a free lane iff r_c < R_c or the shared lanes are not all used."""
     cfg = d.config
-    r0, r1, r2 = d.running
+    r0, r1, r2 = d.running if isinstance(d, _Draft) else d.running_by_class
     if freeing is not None:
         c = freeing.task_class
         if c is _CLASSES[0]:
@@ -533,11 +550,16 @@ def _classes_that_may_take_a_lane(d: _Draft, freeing: TaskRecord | None) -> tupl
             r2 -= 1
     res0, res1, res2 = (cfg.interactive.reserved_lanes, cfg.batch.reserved_lanes,
                         cfg.background.reserved_lanes)  # _CLASSES order
-    shared_free = cfg.lanes - res0 - res1 - res2 - max(0, r0 - res0) - max(0, r1 - res1) - max(0, r2 - res2)
+    shared_free = cfg.lanes - res0 - res1 - res2  # minus each class's overflow beyond its reservation:
+    if r0 > res0:
+        shared_free -= r0 - res0
+    if r1 > res1:
+        shared_free -= r1 - res1
+    if r2 > res2:
+        shared_free -= r2 - res2
     if shared_free > 0:
         return _CLASSES
-    return tuple(c for c, r, res in ((_CLASSES[0], r0, res0), (_CLASSES[1], r1, res1), (_CLASSES[2], r2, res2))
-                 if r < res)
+    return _CLASS_SUBSETS[(r0 < res0) | (r1 < res1) << 1 | (r2 < res2) << 2]
 
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
@@ -579,9 +601,10 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
     for x in s.lane_deadlines:
         if x is not None and x > now and (best is None or x < best):
             best = x
-    if s.waiting and None in s.lanes:
-        # A gate matters only while a lane is free: with every lane busy, a lane frees on
-        # an event or a reap deadline (both already counted), and dispatch follows them.
+    if s.waiting and None in s.lanes and _a_waiting_class_may_take_a_lane(s):
+        # A gate matters only while a lane is free that a waiting task's class may take:
+        # otherwise such a lane frees on an event or a reap deadline (both already
+        # counted), and dispatch follows them.
         # A gate that admits any demand now re-opens at ``now``, which does not count;
         # only the others need their queue heads' smallest demand (min() is order-free).
         gates = {p.name: refill_gate(s.gates[p.name], p, now) for p in cfg.providers}  # lazily refilled
