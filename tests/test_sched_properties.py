@@ -103,10 +103,13 @@ def counters_consistent(s: SchedulerState) -> None:
 
 @given(configs_and_events())
 def test_queue_cap_and_counters_hold_after_every_event(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
-    """admit never lets waiting tasks exceed queue_cap, and every counter matches the tasks after each event."""
+    """A submission is accepted only below queue_cap (so live tasks never exceed queue_cap + lanes), and every
+    counter matches the tasks after each event."""
     config, events = ce
-    for _, _, after, _ in fold(config, events):
-        assert after.waiting <= config.queue_cap
+    for before, ev, after, _ in fold(config, events):
+        if isinstance(ev, Submit) and ev.task_id in after.tasks and ev.task_id not in before.tasks:
+            assert before.waiting < config.queue_cap
+        assert after.live <= config.queue_cap + config.lanes
         counters_consistent(after)
 
 
