@@ -43,6 +43,7 @@ from agentrm.kernel import (
 from agentrm.adapters.snapshot import SnapshotError, dump_scheduler_state, load_scheduler_state
 from agentrm.kernel.scheduler.gate import (
     admits,
+    charge_gate,
     earliest_admit_ms,
     effective_rate,
     gate_admits,
@@ -378,10 +379,31 @@ def test_rates_equals_effective_rate(rpm: int, tpm: int, e: int) -> None:
        st.integers(0, 2 * 10**7), st.integers(0, 2_000))
 def test_gate_threshold_agrees_with_admission(rpm: int, tpm: int, e: int, req: int, tok: int, paused: int,
                                              half_open: bool, probe: str, demand: int, now: int) -> None:
-    """A head is admitted exactly when its demand is within gate_max_admitted_demand (the dispatch scan's test)."""
-    gate = GateState(e, req, tok, now, paused, 0, half_open, probe if half_open else "")
+    """A head is admitted exactly when its demand is within gate_max_admitted_demand (the dispatch scan's test),
+    which refills a gate last refilled earlier up to now itself."""
     p = ProviderConfig("p", rpm, tpm)
-    assert (demand <= gate_max_admitted_demand(gate, p, now)) == gate_admits(gate, p, demand, now)
+    rpm_e, tpm_e = rates(GateState(e, 0, 0, 0, 0, 0), p)
+    gate = GateState(e, min(req, rpm_e * SCALE), min(tok, tpm_e * SCALE), now // 2, paused, 0, half_open,
+                     probe if half_open else "")
+    assert (demand <= gate_max_admitted_demand(gate, p, now)) == gate_admits(refill_gate(gate, p, now), p, demand, now)
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10**7), st.integers(1, 1000), st.integers(0, 2), st.integers(0, 2),
+       st.integers(0, 1_000), st.integers(0, 1_000), st.booleans(), st.integers(0, 2 * 10**7))
+def test_charge_refills_then_pays_one_step(rpm: int, tpm: int, e: int, req_frac: int, tok_frac: int,
+                                           refilled: int, dt: int, half_open: bool, demand: int) -> None:
+    """charge_gate at now is the gate refilled up to now, less one request and the step's capped tokens."""
+    p = ProviderConfig("p", rpm, tpm)
+    rpm_e, tpm_e = rates(GateState(e, 0, 0, 0, 0, 0), p)
+    gate = GateState(e, req_frac * rpm_e * SCALE // 2, tok_frac * tpm_e * SCALE // 2, refilled, 0, 0, half_open, "")
+    now = refilled + dt
+    r = refill_gate(gate, p, now)
+    if not gate_admits(r, p, demand, now):
+        return  # only an admitted step is charged
+    charged, tokens = charge_gate(gate, p, demand, "t", now)
+    assert tokens == min(demand, tpm_e)
+    assert charged == attrs.evolve(r, requests_scaled=r.requests_scaled - SCALE,
+                                   tokens_scaled=r.tokens_scaled - tokens * SCALE, probe="t" if half_open else "")
 
 
 @given(st.integers(1, 10_000), st.integers(1, 10**7), st.integers(1, 1000), st.integers(0, 2), st.integers(0, 2),

@@ -244,22 +244,21 @@ def rates(gate: GateState, provider: ProviderConfig) -> tuple[int, int]:
             max(1, provider.tokens_per_min * e // CEILING_PERMILLE))
 
 
-def refill_gate(gate: GateState, provider: ProviderConfig, now_ms: int) -> GateState:
-    """The gate with both buckets refilled up to ``now_ms`` (unchanged if already there)."""
+def refilled_buckets(gate: GateState, provider: ProviderConfig, now_ms: int) -> tuple[int, int, int]:
+    """(requests, tokens, refilled_ms) of the gate refilled up to ``now_ms``, without building a gate."""
     elapsed = now_ms - gate.refilled_ms
     if elapsed <= 0:
-        return gate
+        return gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms
     rpm_e, tpm_e = rates(gate, provider)
-    return GateState(
-        gate.limit_permille,
-        refill(gate.requests_scaled, rpm_e, elapsed),
-        refill(gate.tokens_scaled, tpm_e, elapsed),
-        now_ms,
-        gate.paused_until_ms,
-        gate.streak,
-        gate.half_open,
-        gate.probe,
-    )
+    return refill(gate.requests_scaled, rpm_e, elapsed), refill(gate.tokens_scaled, tpm_e, elapsed), now_ms
+
+
+def refill_gate(gate: GateState, provider: ProviderConfig, now_ms: int) -> GateState:
+    """The gate with both buckets refilled up to ``now_ms`` (unchanged if already there)."""
+    if now_ms <= gate.refilled_ms:
+        return gate
+    req, tok, at = refilled_buckets(gate, provider, now_ms)
+    return GateState(gate.limit_permille, req, tok, at, gate.paused_until_ms, gate.streak, gate.half_open, gate.probe)
 
 
 def gate_admits(gate: GateState, provider: ProviderConfig, demand: int, now_ms: int) -> bool:
@@ -270,26 +269,30 @@ def gate_admits(gate: GateState, provider: ProviderConfig, demand: int, now_ms: 
 
 
 def gate_max_admitted_demand(gate: GateState, provider: ProviderConfig, now_ms: int) -> int:
-    """The largest step demand a refilled gate admits at ``now_ms`` (-1: none, e.g. a probe is out)."""
-    # Hot path (every dispatch decision): circuit_admits and rates inlined.
+    """The largest step demand the gate admits at ``now_ms``, refilled up to then (-1: none, e.g. a probe is out)."""
+    # Hot path (every dispatch decision): circuit_admits and rates inlined, no gate built.
     if gate.half_open and gate.probe:
+        return -1
+    if now_ms < gate.paused_until_ms:
         return -1
     e = gate.limit_permille
     tpm_e = provider.tokens_per_min if e == CEILING_PERMILLE else max(1, provider.tokens_per_min * e // CEILING_PERMILLE)
-    return max_admitted_demand(gate.requests_scaled, gate.tokens_scaled, tpm_e, gate.paused_until_ms, now_ms)
+    req, tok, _ = refilled_buckets(gate, provider, now_ms)
+    return max_admitted_demand(req, tok, tpm_e, gate.paused_until_ms, now_ms)
 
 
-def charge_gate(gate: GateState, provider: ProviderConfig, demand: int, task_id: str) -> tuple[GateState, int]:
-    """The gate after paying for one admitted step of ``task_id``, and the tokens it took.
+def charge_gate(gate: GateState, provider: ProviderConfig, demand: int, task_id: str,
+                now_ms: int) -> tuple[GateState, int]:
+    """The gate, refilled up to ``now_ms``, after paying for one admitted step of ``task_id``; and the tokens it took.
 
     On a half-open gate the step becomes the probe.
     """
     _, tpm_e = rates(gate, provider)
-    req, tok = charge(gate.requests_scaled, gate.tokens_scaled, tpm_e, demand)
+    req, tok, at = refilled_buckets(gate, provider, now_ms)
+    req, tok = charge(req, tok, tpm_e, demand)
     probe = task_id if probe_after_charge(gate.half_open, gate.probe != "") else gate.probe
     return (
-        GateState(gate.limit_permille, req, tok, gate.refilled_ms, gate.paused_until_ms, gate.streak,
-                  gate.half_open, probe),
+        GateState(gate.limit_permille, req, tok, at, gate.paused_until_ms, gate.streak, gate.half_open, probe),
         step_tokens(demand, tpm_e),
     )
 

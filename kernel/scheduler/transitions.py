@@ -342,7 +342,7 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
         d.waiting += 1
         d.effects.append(YieldTask(t.task_id))
         return
-    gate, charged = charge_gate(gate, provider, demand, t.task_id)
+    gate, charged = charge_gate(gate, provider, demand, t.task_id, now)
     d.gates = d.gates.set(t.provider, gate)
     _set_running(d, _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
                           demand_tokens=demand, charged_tokens=charged))
@@ -530,7 +530,7 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
             continue
         limit = ceiling.get(provider)
         if limit is None:
-            limit = ceiling[provider] = gate_max_admitted_demand(_gate(d, provider), _provider(cfg, provider), now)
+            limit = ceiling[provider] = gate_max_admitted_demand(d.gates[provider], _provider(cfg, provider), now)
         if t.demand_tokens <= limit:
             best = t
     return best
@@ -564,7 +564,7 @@ def _classes_that_may_take_a_lane(d: _Draft | SchedulerState, freeing: TaskRecor
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
     provider = _provider(d.config, t.provider)
-    gate, charged = charge_gate(_gate(d, t.provider), provider, t.demand_tokens, t.task_id)
+    gate, charged = charge_gate(d.gates[t.provider], provider, t.demand_tokens, t.task_id, d.now_ms)
     d.gates = d.gates.set(t.provider, gate)
     _dequeue(d, t)
     now = d.now_ms
@@ -607,8 +607,7 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
         # counted), and dispatch follows them.
         # A gate that admits any demand now re-opens at ``now``, which does not count;
         # only the others need their queue heads' smallest demand (min() is order-free).
-        gates = {p.name: refill_gate(s.gates[p.name], p, now) for p in cfg.providers}  # lazily refilled
-        ceiling = {p.name: gate_max_admitted_demand(gates[p.name], p, now) for p in cfg.providers}
+        ceiling = {p.name: gate_max_admitted_demand(s.gates[p.name], p, now) for p in cfg.providers}
         smallest: dict[str, int] = {}
         for (_, _, provider), q in s.queues.items():
             if ceiling[provider] < UNBOUNDED_DEMAND:
@@ -616,11 +615,11 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
                 if demand < smallest.get(provider, demand + 1):
                     smallest[provider] = demand
         for p in cfg.providers:
-            gate = gates[p.name]
+            gate = s.gates[p.name]
             if gate.half_open and gate.probe:
                 continue  # waiting for the probe's outcome: an event, not a time
             if p.name in smallest and smallest[p.name] > ceiling[p.name]:
-                at = gate_earliest_admit_ms(gate, p, smallest[p.name], now)
+                at = gate_earliest_admit_ms(refill_gate(gate, p, now), p, smallest[p.name], now)
                 if at > now and (best is None or at < best):
                     best = at
     return best
