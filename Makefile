@@ -36,7 +36,7 @@ bench-kernel: $(STAMP)
 	$(BIN)/python -m agentrm.adapters.bench_kernel
 
 bench-runtime: $(STAMP)
-	$(BIN)/python -m agentrm.adapters.bench_runtime
+	$(BIN)/python -m agentrm.adapters.bench_runtime --durable --repeat 3
 
 bench: $(STAMP)
 	$(BIN)/agentrm bench
