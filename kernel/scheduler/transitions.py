@@ -5,7 +5,9 @@ event handlers, then the pure helpers they share. Each verb copies the frozen st
 into a private :class:`_Draft`, lets the helpers update the draft's references (the
 maps themselves stay persistent; nothing shared is mutated) and freezes it once at
 the end: one state construction per event instead of one ``attrs.evolve`` per
-field, which is what keeps an event within a few microseconds (TOOLING.md).
+field (TOOLING.md). Heartbeats and clock ticks of a busy system skip the draft
+altogether (:func:`_busy_fast_path`, held equal to the general path by a property
+test), and gates are refilled only when a step reads them (SPEC.md 1.2).
 """
 
 from __future__ import annotations
