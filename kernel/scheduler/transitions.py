@@ -419,6 +419,7 @@ def _boost(d: _Draft) -> None:
                 # The slice restarts too: service before the boost is forgiven with used_ms.
                 tasks[tid] = _with(t, level=entry, used_ms=0, slice_start_ms=d.now_ms)
     if d.waiting:
+        waiting = d.tasks  # waiting records are read from the state: only running ones changed above
         queues: immutables.Map[QueueKey, FifoQueue] = immutables.Map()
         for cls in _CLASSES:
             entry = cfg.class_config(cls).entry_level
@@ -432,19 +433,20 @@ def _boost(d: _Draft) -> None:
                     # moves whole and only the tasks whose level or used_ms changes are rewritten.
                     level, q = found[0]
                     for tid in q.items.values():
-                        t = tasks[tid]
+                        t = waiting[tid]
                         if t.level != entry or t.used_ms:
                             tasks[tid] = _with(t, level=entry, used_ms=0)
                     queues = queues.set((entry, cls, p.name), q)
                     continue
-                members: list[tuple[int, str]] = []
+                # Enqueue numbers are unique, so the sort never compares two records.
+                members: list[tuple[int, TaskRecord]] = []
                 for _, q in found:
-                    members.extend((tasks[tid].enqueue_seq, tid) for tid in q.items.values())
+                    members.extend((t.enqueue_seq, t) for t in map(waiting.__getitem__, q.items.values()))
                 members.sort()
                 items = immutables.Map[int, str]().mutate()
-                for pos, (_, tid) in enumerate(members):
+                for pos, (_, t) in enumerate(members):
+                    tid = t.task_id
                     items[pos] = tid
-                    t = tasks[tid]
                     if t.level != entry or t.used_ms or t.queue_pos != pos:
                         tasks[tid] = _with(t, level=entry, used_ms=0, queue_pos=pos)
                 queues = queues.set((entry, cls, p.name), FifoQueue(items.finish(), 0, len(members)))
