@@ -377,12 +377,12 @@ class MutableScheduler:
         now = self.now
         cands = [self.next_boost] + [d for d in self.deadline if d is not None]
         if self.waiting and None in self.lanes:
-            # Gate deadlines only while a waiting task's class may take a free lane.
+            # Gate deadlines only for the heads whose class may take a free lane.
             may = self.may_take(None)
-            heads = [t for q in self.queues.values() if (t := self.head(q)) is not None]
             smallest: dict[str, int] = {}
-            for t in heads if any(may[t.ci] for t in heads) else ():
-                if t.demand < smallest.get(t.provider, t.demand + 1):
+            for q in self.queues.values():
+                t = self.head(q)
+                if t is not None and may[t.ci] and t.demand < smallest.get(t.provider, t.demand + 1):
                     smallest[t.provider] = t.demand
             for p in self.cfg.providers:
                 g = self.gates[p.name]

@@ -674,10 +674,9 @@ def next_deadline(s: ModelState) -> int | None:
             deadlines.append(t.last_progress_ms + cc.idle_ms_reap)
             if cc.run_ms_limit > 0:
                 deadlines.append(t.started_ms + cc.run_ms_limit)
-    heads = _heads(s)
     running = _running_by_class(s)
-    if not any(class_may_take(h.cls, running, _reserved(s), s.config.lanes) for h in heads):
-        heads = ()  # gate deadlines only while a waiting task's class may take a free lane
+    # Gate deadlines only for the heads whose class may take a free lane.
+    heads = tuple(h for h in _heads(s) if class_may_take(h.cls, running, _reserved(s), s.config.lanes))
     for pi, p in enumerate(s.providers):
         demands = [h.demand for h in heads if h.provider == pi]
         if demands and not (p.half_open and p.probe):  # a held probe re-opens on an event

@@ -379,6 +379,38 @@ def test_a_closed_gate_makes_no_wake_up_while_the_free_lane_is_reserved_for_anot
     ]
 
 
+def test_the_gate_wake_up_follows_the_smallest_head_that_may_take_the_lane() -> None:
+    """A small head whose class cannot take the free lane does not hide the refill an eligible head needs."""
+    config = SchedulerConfig(
+        lanes=2, boost_period_ms=100_000, interactive=ClassConfig(0, 1, 300_000),
+        batch=ClassConfig(1, 0, 300_000), background=ClassConfig(2, 0, 300_000),
+        providers=(ProviderConfig("a", 60, 6_000),),
+    )
+    events: list[SchedulerEvent] = [
+        Submit(0, "b1", "x", B, "a", 0),  # takes the shared lane
+        Submit(0, "i1", "y", I, "a", 6_000),  # takes the interactive lane, empties the token bucket
+        Submit(0, "b2", "x", B, "a", 0),  # admissible now, but no lane it may take
+        Submit(0, "i2", "y", I, "a", 1_000),
+        TaskFinished(10, "i1"),  # the interactive lane frees; i2 is admitted at 10 s
+        ClockAdvanced(10_000),
+    ]
+    assert run_both(config, events) == [
+        (StartTask("b1", 0, 1), WakeAt(100_000)),
+        (StartTask("i1", 1, 0),),
+        (),
+        (),
+        (WakeAt(10_000),),
+        (StartTask("i2", 1, 0), WakeAt(100_000)),
+    ]
+
+
+def test_any_demand_starts_on_a_full_bucket() -> None:
+    """A step demand beyond every threshold (over 2**62 tokens) is capped like any other and starts on a full bucket."""
+    assert run_both(two_lane_config((1_000,)), [Submit(0, "b1", "a", B, step_tokens=2**62 + 1)]) == [
+        (StartTask("b1", 0, 0), WakeAt(10_000)),
+    ]
+
+
 def test_a_task_past_its_run_limit_is_reaped_from_its_queue_not_dispatched() -> None:
     """A task whose run limit ran out while it waited is reaped when selected (SPEC 1.4), never started again."""
     config = attrs.evolve(two_lane_config((100,)), background=ClassConfig(0, 0, 500, run_ms_limit=300))

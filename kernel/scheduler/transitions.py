@@ -535,7 +535,7 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
         limit = ceiling.get(provider)
         if limit is None:
             limit = ceiling[provider] = gate_max_admitted_demand(d.gates[provider], _provider(cfg, provider), now)
-        if t.demand_tokens <= limit:
+        if t.demand_tokens <= limit or limit == UNBOUNDED_DEMAND:  # a full bucket admits any demand
             best = t
     return best
 
@@ -605,16 +605,17 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
     for x in s.lane_deadlines:
         if x is not None and x > now and (best is None or x < best):
             best = x
-    if s.waiting and None in s.lanes and _a_waiting_class_may_take_a_lane(s):
-        # A gate matters only while a lane is free that a waiting task's class may take:
-        # otherwise such a lane frees on an event or a reap deadline (both already
-        # counted), and dispatch follows them.
+    allowed = _classes_that_may_take_a_lane(s, None) if s.waiting and None in s.lanes else ()
+    if any(key[1] in allowed for key in s.queue_order):
+        # A gate matters only for the heads of classes that may take a free lane: other
+        # heads wait for a lane, which frees on an event or a reap deadline (both
+        # already counted), and dispatch follows them.
         # A gate that admits any demand now re-opens at ``now``, which does not count;
-        # only the others need their queue heads' smallest demand (min() is order-free).
+        # only the others need their eligible heads' smallest demand (min() is order-free).
         ceiling = {p.name: gate_max_admitted_demand(s.gates[p.name], p, now) for p in cfg.providers}
         smallest: dict[str, int] = {}
-        for (_, _, provider), q in s.queues.items():
-            if ceiling[provider] < UNBOUNDED_DEMAND:
+        for (_, cls, provider), q in s.queues.items():
+            if cls in allowed and ceiling[provider] < UNBOUNDED_DEMAND:
                 demand = tasks[q.items[q.head]].demand_tokens
                 if demand < smallest.get(provider, demand + 1):
                     smallest[provider] = demand
