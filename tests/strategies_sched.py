@@ -50,7 +50,9 @@ def configs(draw: st.DrawFn) -> SchedulerConfig:
     entries = sorted(draw(st.lists(st.integers(0, levels - 1), min_size=3, max_size=3)))
     fg_reserved = draw(st.integers(1, lanes - 1))
     inter_res = draw(st.integers(0, fg_reserved))
-    bg_res = draw(st.integers(0, lanes - fg_reserved))
+    # Reservations may take every lane only when every class has one (SchedulerConfig).
+    some_fg_zero = inter_res == 0 or fg_reserved - inter_res == 0
+    bg_res = draw(st.integers(0, lanes - fg_reserved - (1 if some_fg_zero else 0)))
     n_prov = draw(st.integers(1, 2))
     providers = tuple(draw(provider_configs(name)) for name in ("default", "p2")[:n_prov])
 

@@ -253,6 +253,8 @@ BAD_FIELDS = [
     ({"background": ClassConfig(entry_level=2, reserved_lanes=0, idle_ms_reap=1, run_ms_limit=-1)},
      "background.run_ms_limit"),
     ({"background": ClassConfig(entry_level=2, reserved_lanes=9, idle_ms_reap=1)}, "reserved_lanes"),
+    ({"lanes": 2, "interactive": ClassConfig(entry_level=0, reserved_lanes=1, idle_ms_reap=1),
+      "background": ClassConfig(entry_level=2, reserved_lanes=1, idle_ms_reap=1)}, "reserved_lanes"),
     ({"admission_window_ms": 0}, "admission_window_ms"),
     ({"admission_rate_per_window": 0}, "admission_rate_per_window"),
     ({"queue_cap": 0}, "queue_cap"),

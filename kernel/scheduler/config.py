@@ -138,6 +138,10 @@ def validate(config: SchedulerConfig) -> None:
         reserved += cc.reserved_lanes
     _check(reserved <= config.lanes, "reserved_lanes",
            f"reservations ({reserved}) exceed lanes ({config.lanes})")
+    for cls in TaskClass:  # a class without a reservation runs only on shared lanes
+        _check(reserved < config.lanes or config.class_config(cls).reserved_lanes > 0, "reserved_lanes",
+               f"reservations take all {config.lanes} lanes, leaving none for {cls.value}, "
+               "which reserves none: its tasks could never start")
     foreground_reserved = config.interactive.reserved_lanes + config.batch.reserved_lanes
     _check(foreground_reserved >= 1, "interactive.reserved_lanes",
            "interactive and batch together must reserve at least one lane, "
