@@ -149,11 +149,14 @@ def load_scheduler_state(text: str) -> SchedulerState:
 
 
 def _state_from(doc: _Doc) -> SchedulerState:
-    ids = [t.task_id for t in doc.tasks]
-    if len(set(ids)) != len(ids):
+    ids = {t.task_id for t in doc.tasks}
+    if len(ids) != len(doc.tasks):
         raise SnapshotError("snapshot.tasks: duplicate task id")
     if len(doc.lanes) != doc.config.lanes:
         raise SnapshotError(f"snapshot.lanes: expected {doc.config.lanes} lanes, got {len(doc.lanes)}")
+    for i, held in enumerate(doc.lanes):  # the derived indexes look these up while the state is built
+        if held is not None and held not in ids:
+            raise SnapshotError(f"snapshot.lanes[{i}]: unknown task {held!r}")
     queues: immutables.Map[tuple[int, TaskClass, str], FifoQueue] = immutables.Map()
     for i, q in enumerate(doc.queues):
         items = immutables.Map({pos: tid for pos, tid in q.items})

@@ -21,6 +21,7 @@ visited in submission order, providers in config order, lanes by number.
 from __future__ import annotations
 
 import operator
+import weakref
 from typing import Callable
 
 from agentrm.kernel.common import Step
@@ -48,17 +49,29 @@ _LIVE = (Phase.WAITING, Phase.RUNNING)
 
 
 _BY_SUBMISSION = operator.attrgetter("submit_seq", "task_id")
-_last_sorted: list[tuple[SchedulerState, tuple[TaskRecord, ...]]] = []
-"""The last state :func:`_tasks` sorted, kept so the invariants of one check sort it once."""
+_last_sorted: list[tuple[weakref.ref[SchedulerState], tuple[TaskRecord, ...]]] = []
+"""The last state :func:`_tasks` sorted (by weak reference, dropped with the state), so the
+invariants of one check sort it once."""
 
 
 def _tasks(state: SchedulerState) -> tuple[TaskRecord, ...]:
     """Every task, in submission order."""
-    if _last_sorted and _last_sorted[0][0] is state:
-        return _last_sorted[0][1]
+    try:
+        ref, tasks = _last_sorted[0]  # one read of the pair: safe if another thread replaces it
+    except IndexError:
+        pass
+    else:
+        if ref() is state:
+            return tasks
     tasks = tuple(sorted(state.tasks.values(), key=_BY_SUBMISSION))
-    _last_sorted[:] = [(state, tasks)]
+    _last_sorted[:] = [(weakref.ref(state, _forget_sorted), tasks)]
     return tasks
+
+
+def _forget_sorted(ref: weakref.ref[SchedulerState]) -> None:
+    """Drop the cached order once its state is gone (so the cache keeps no tasks alive)."""
+    if _last_sorted and _last_sorted[0][0] is ref:
+        _last_sorted.clear()
 
 
 def _queues(state: SchedulerState) -> tuple[tuple[tuple[int, TaskClass, str], FifoQueue], ...]:
@@ -158,6 +171,8 @@ def every_task_placed(state: SchedulerState) -> tuple[str, ...]:
             problems.append(f"terminal task {t.task_id!r} ({t.phase.value}) is still in {seen[t.task_id]}")
         if t.phase is not Phase.RUNNING and t.lane is not None:
             problems.append(f"task {t.task_id!r} is {t.phase.value} but records lane {t.lane}")
+        if t.phase in _LIVE and t.provider not in state.gates:
+            problems.append(f"task {t.task_id!r} is {t.phase.value} on unknown provider {t.provider!r}")
     if waiting != state.waiting:
         problems.append(f"waiting counter is {state.waiting}, but {waiting} tasks are waiting")
     if live != state.live:
@@ -201,6 +216,9 @@ def queues_fifo(state: SchedulerState) -> tuple[str, ...]:
     problems: list[str] = []
     numbers: dict[int, str] = {}
     for key, q in _queues(state):
+        if len(q) and (q.head != min(q.items.keys()) or q.tail <= max(q.items.keys())):
+            problems.append(f"queue {key}: head {q.head} / tail {q.tail} do not bracket its positions "
+                            f"{min(q.items.keys())}..{max(q.items.keys())}")
         last = -1
         for tid in q.task_ids():
             t = state.tasks.get(tid)
@@ -227,6 +245,8 @@ def buckets_within_capacity(state: SchedulerState) -> tuple[str, ...]:
             problems.append(f"provider {p.name!r} has no gate")
             continue
         rpm_e, tpm_e = _rates(state.config, p.name, gate)
+        if gate.refilled_ms > state.now_ms:
+            problems.append(f"provider {p.name!r}: refilled up to {gate.refilled_ms}, after now ({state.now_ms})")
         if not 0 <= gate.requests_scaled <= rpm_e * SCALE:
             problems.append(f"provider {p.name!r}: request bucket {gate.requests_scaled} outside "
                             f"[0, {rpm_e * SCALE}]")

@@ -341,6 +341,26 @@ def test_snapshot_refuses_bad_text_naming_the_field(old: str, new: str, field: s
 SMALL = SchedulerConfig(lanes=2, providers=(ProviderConfig("default", 60, 6_000),))
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('"lanes":["t","u"]', '"lanes":["ghost","u"]', "snapshot.lanes[0]: unknown task 'ghost'"),
+        ('"head":0,', '"head":5,', "S4 queues_fifo"),
+        ('"phase":"running","provider":"default"', '"phase":"running","provider":"nope"', "S1 every_task_placed"),
+    ],
+)
+def test_snapshot_refuses_dangling_references(old: str, new: str, message: str) -> None:
+    """A lane naming an unknown task, a queue cursor past its first task or a task on an unknown provider is refused."""
+    s = SchedulerState.initial(SMALL)
+    for ev in (Submit(0, "t", "a", TaskClass.INTERACTIVE), Submit(0, "u", "a", TaskClass.BATCH),
+               Submit(0, "w", "a", TaskClass.BATCH)):
+        s = step(s, ev).state
+    text = dump_scheduler_state(s)
+    assert old in text
+    with pytest.raises(SnapshotError, match=re.escape(message)):
+        load_scheduler_state(text.replace(old, new, 1))
+
+
 def test_snapshot_refuses_a_well_typed_but_inconsistent_state() -> None:
     """A snapshot whose fields parse but disagree (a running task on no lane) is refused naming the invariant."""
     s = step(SchedulerState.initial(SMALL), Submit(0, "t", "a", TaskClass.INTERACTIVE)).state

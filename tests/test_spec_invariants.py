@@ -123,6 +123,13 @@ CORRUPTIONS = [
     ("S4", lambda s: with_task(with_task(s, "w1", enqueue_seq=3), "w2", enqueue_seq=1)),
     # S4: an enqueue number not yet issued.
     ("S4", lambda s: attrs.evolve(s, next_enqueue_seq=4)),
+    # S4: a queue whose head cursor skips its first task.
+    ("S4", lambda s: attrs.evolve(s, queues=s.queues.set(
+        (1, TaskClass.BATCH, "default"), attrs.evolve(s.queues[(1, TaskClass.BATCH, "default")], head=1)))),
+    # S1: a running task on a provider that is not configured.
+    ("S1", lambda s: with_task(s, "r0", provider="nope")),
+    # S5: a gate refilled up to a time after now.
+    ("S5", lambda s: with_gate(s, refilled_ms=201)),
     # S5: a token bucket above one minute of the rate.
     ("S5", lambda s: with_gate(s, tokens_scaled=6_000 * SCALE + 1)),
     # S5: a negative request bucket (a step charged beyond the limit).
