@@ -103,8 +103,17 @@ def _general_step(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
 
 def _a_waiting_class_may_take_a_lane(s: _Draft | SchedulerState) -> bool:
     """Whether some class with a waiting task may take a free lane now (SPEC.md 1.4)."""
-    allowed = _classes_that_may_take_a_lane(s, None)
-    return any(key[1] in allowed for key in s.queue_order)
+    return _waits_in(s, _classes_that_may_take_a_lane(s, None))
+
+
+def _waits_in(s: _Draft | SchedulerState, classes: tuple[TaskClass, ...]) -> bool:
+    """Whether a task of one of ``classes`` is waiting."""
+    if len(classes) == len(_CLASSES):
+        return bool(s.queue_order)
+    for key in s.queue_order:
+        if key[1] in classes:
+            return True
+    return False
 
 
 def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
@@ -606,7 +615,7 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
         if x is not None and x > now and (best is None or x < best):
             best = x
     allowed = _classes_that_may_take_a_lane(s, None) if s.waiting and None in s.lanes else ()
-    if any(key[1] in allowed for key in s.queue_order):
+    if _waits_in(s, allowed):
         # A gate matters only for the heads of classes that may take a free lane: other
         # heads wait for a lane, which frees on an event or a reap deadline (both
         # already counted), and dispatch follows them.
