@@ -133,6 +133,16 @@ def test_admit_starts_task_on_lowest_lane_and_announces_idle_deadline() -> None:
     }
 
 
+def test_a_gate_is_stored_as_of_its_last_refill_and_viewed_as_of_now() -> None:
+    """A heartbeat does not touch the gate: the state keeps it as of its last refill, gate_view refills it to now."""
+    s = admit(SchedulerState.initial(CONFIG), Submit(0, "t1", "a", I, step_tokens=100), 10).state
+    s = step(s, Heartbeat(400, "t1")).state
+    charged = GateState(1000, 59 * SCALE, 5_900 * SCALE, 10, 0, 0)
+    assert s.gates["default"] == charged  # stored as of 10 ms, when the start charged it
+    # As of 400 ms: 390 ms of refill at 60 requests and 6,000 tokens a minute (scaled units).
+    assert gate_view(s, "default") == GateState(1000, 59 * SCALE + 390 * 60, 5_900 * SCALE + 390 * 6_000, 400, 0, 0)
+
+
 def test_duplicate_submit_is_refused_and_changes_nothing_but_the_clock() -> None:
     """Submitting an existing id again is refused with DUPLICATE_TASK; the result equals time passing alone."""
     s = run([Submit(0, "t1", "a", I)])
