@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv demo test pytest typecheck crosshair bench-kernel bench-runtime bench clean
+.PHONY: venv demo test pytest typecheck crosshair bench-kernel bench-kernel-compiled bench-runtime bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agentrm needs Python >= 3.11, found " + sys.version'
@@ -34,6 +34,14 @@ crosshair: $(STAMP)
 
 bench-kernel: $(STAMP)
 	$(BIN)/python -m agentrm.adapters.bench_kernel
+
+# An experiment, not the shipped build: the same benchmark with the scheduler's two hot
+# modules compiled by mypyc (part of mypy; needs a C compiler), in a copy under build/.
+COMPILED := build/compiled
+bench-kernel-compiled: $(STAMP)
+	rm -rf $(COMPILED) && mkdir -p $(COMPILED) && cp -rL src/agentrm $(COMPILED)/agentrm
+	cd $(COMPILED) && ../../$(BIN)/mypyc agentrm/kernel/scheduler/transitions.py agentrm/kernel/scheduler/gate.py > mypyc.log
+	PYTHONPATH=$(COMPILED) $(BIN)/python -m agentrm.adapters.bench_kernel
 
 bench-runtime: $(STAMP)
 	$(BIN)/python -m agentrm.adapters.bench_runtime --durable --repeat 3
