@@ -338,6 +338,11 @@ def indexes_consistent(state: SchedulerState) -> tuple[str, ...]:
     if tuple(state.running_by_class) != _running_by_class(state):
         problems.append(f"running per class recorded as {state.running_by_class}, "
                         f"expected {_running_by_class(state)}")
+    waiting_counts = [0, 0, 0]
+    for (_, cls, _), q in state.queues.items():
+        waiting_counts[list(TaskClass).index(cls)] += len(q.items)
+    if tuple(state.waiting_by_class) != tuple(waiting_counts):
+        problems.append(f"waiting per class recorded as {state.waiting_by_class}, expected {tuple(waiting_counts)}")
     order = tuple(sorted(state.queues.keys(), key=lambda k: (k[0], list(TaskClass).index(k[1]), k[2])))
     if tuple(state.queue_order) != order:
         problems.append(f"queue order recorded as {state.queue_order}, expected {order}")

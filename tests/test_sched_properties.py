@@ -57,13 +57,16 @@ from agentrm.kernel.scheduler.gate import (
     refill,
     refill_gate,
 )
-from agentrm.kernel.scheduler.transitions import _busy_fast_path, _general_step
+from agentrm.kernel.scheduler.transitions import _busy_fast_path, _general_step, _with
 from agentrm.kernel.scheduler.state import (
     SCALE,
+    FifoQueue,
     GateState,
+    TaskRecord,
     derive_lane_deadlines,
     derive_queue_order,
     derive_running_by_class,
+    derive_waiting_by_class,
 )
 
 
@@ -100,6 +103,7 @@ def counters_consistent(s: SchedulerState) -> None:
     assert s.lane_deadlines == derive_lane_deadlines(s)
     assert s.running_by_class == derive_running_by_class(s)
     assert s.queue_order == derive_queue_order(s)
+    assert s.waiting_by_class == derive_waiting_by_class(s)
 
 
 @given(configs_and_events())
@@ -305,6 +309,54 @@ def test_busy_fast_path_serves_heartbeats_and_ticks_of_a_full_system() -> None:
     assert s.tasks["a"].last_progress_ms == 10 and s.now_ms == 20
     assert _busy_fast_path(s, Heartbeat(30, "c")) is None  # a waiting task: refused by the general path
     assert _busy_fast_path(s, ClockAdvanced(10**9)) is None  # boost and reaps due
+
+
+def _as_built_by_init(x: Any) -> None:
+    """``x`` holds exactly its class's attrs fields, and equals the ``__init__``-built twin."""
+    names = [f.name for f in attrs.fields(type(x))]
+    assert sorted(vars(x)) == sorted(names), type(x).__name__
+    twin = type(x)(**{n: getattr(x, n) for n in names})
+    assert twin == x and hash(twin) == hash(x) and repr(twin) == repr(x)
+
+
+@given(configs_and_events())
+def test_hot_path_constructors_build_what_init_builds(ce: tuple[SchedulerConfig, list[SchedulerEvent]]) -> None:
+    """Every Step, state, task record, queue and gate a step returns (built by ``from_fields``, not
+    ``__init__``) has exactly its class's fields and equals its ``__init__``-built twin."""
+    config, events = ce
+    s = SchedulerState.initial(config)
+    for ev in events:
+        r = step(s, ev)
+        _as_built_by_init(r)
+        _as_built_by_init(r.state)
+        for t in r.state.tasks.values():
+            _as_built_by_init(t)
+        for q in r.state.queues.values():
+            _as_built_by_init(q)
+        for g in r.state.gates.values():
+            _as_built_by_init(g)
+        s = r.state
+
+
+_RECORD_FIELDS = ("phase", "level", "used_ms", "last_progress_ms", "demand_tokens", "enqueue_seq", "queue_pos",
+                  "lane", "started_ms", "slice_start_ms", "charged_tokens")
+
+
+@given(st.dictionaries(st.sampled_from(_RECORD_FIELDS), st.integers(0, 10**6)), st.sampled_from(list(Phase)))
+def test_with_is_evolve(changes: dict[str, Any], phase: Phase) -> None:
+    """The hot path's ``_with`` gives exactly ``attrs.evolve``'s record, and leaves its input unchanged."""
+    if "phase" in changes:
+        changes["phase"] = phase
+    t = TaskRecord("t", "a", TaskClass.BATCH, "p", None, 3, Phase.WAITING, 1, 2, 3, 4, 5, 6, None, None, 7, 8)
+    before = repr(t)
+    got = _with(t, **changes)
+    _as_built_by_init(got)
+    assert got == attrs.evolve(t, **changes)
+    assert repr(t) == before
+    assert _with(t) == t and _with(t) is not t
+    q, pos = FifoQueue().push("x")
+    _as_built_by_init(q)
+    _as_built_by_init(q.remove(pos))
 
 
 @given(configs_and_events())

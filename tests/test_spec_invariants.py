@@ -24,6 +24,7 @@ from agentrm.kernel.scheduler.state import (
     derive_lane_deadlines,
     derive_queue_order,
     derive_running_by_class,
+    derive_waiting_by_class,
 )
 from agentrm.specs import Violation, check_scheduler, check_scheduler_transition
 from agentrm.specs import scheduler_invariants as inv
@@ -79,7 +80,7 @@ def good_state() -> SchedulerState:
 def rederive(s: SchedulerState) -> SchedulerState:
     """``s`` with its derived indexes recomputed by the kernel's own functions."""
     return attrs.evolve(s, lane_deadlines=derive_lane_deadlines(s), running_by_class=derive_running_by_class(s),
-                        queue_order=derive_queue_order(s))
+                        queue_order=derive_queue_order(s), waiting_by_class=derive_waiting_by_class(s))
 
 
 def with_task(s: SchedulerState, tid: str, **changes: object) -> SchedulerState:
@@ -161,6 +162,8 @@ RAW_CORRUPTIONS = [
     ("S14", lambda s: attrs.evolve(s, running_by_class=(0, 0, 0))),
     # S14: a queue order missing a non-empty queue.
     ("S14", lambda s: attrs.evolve(s, queue_order=s.queue_order[1:])),
+    # S14: a stale waiting count.
+    ("S14", lambda s: attrs.evolve(s, waiting_by_class=(0, 0, 0))),
 ]
 
 

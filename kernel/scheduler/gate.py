@@ -10,6 +10,7 @@ millisecond, with no rounding and no floats.
 from __future__ import annotations
 
 from .config import ProviderConfig
+from .records import from_fields
 from .state import SCALE, GateState
 
 CEILING_PERMILLE = 1000
@@ -244,6 +245,16 @@ def rates(gate: GateState, provider: ProviderConfig) -> tuple[int, int]:
             max(1, provider.tokens_per_min * e // CEILING_PERMILLE))
 
 
+def _gate_state(limit_permille: int, requests_scaled: int, tokens_scaled: int, refilled_ms: int,
+                paused_until_ms: int, streak: int, half_open: bool, probe: str) -> GateState:
+    """``GateState(...)`` through :func:`~.records.from_fields` (most events build one or two)."""
+    return from_fields(GateState, {
+        "limit_permille": limit_permille, "requests_scaled": requests_scaled, "tokens_scaled": tokens_scaled,
+        "refilled_ms": refilled_ms, "paused_until_ms": paused_until_ms, "streak": streak, "half_open": half_open,
+        "probe": probe,
+    })
+
+
 def refilled_buckets(gate: GateState, provider: ProviderConfig, now_ms: int) -> tuple[int, int, int]:
     """(requests, tokens, refilled_ms) of the gate refilled up to ``now_ms``, without building a gate."""
     elapsed = now_ms - gate.refilled_ms
@@ -258,7 +269,7 @@ def refill_gate(gate: GateState, provider: ProviderConfig, now_ms: int) -> GateS
     if now_ms <= gate.refilled_ms:
         return gate
     req, tok, at = refilled_buckets(gate, provider, now_ms)
-    return GateState(gate.limit_permille, req, tok, at, gate.paused_until_ms, gate.streak, gate.half_open, gate.probe)
+    return _gate_state(gate.limit_permille, req, tok, at, gate.paused_until_ms, gate.streak, gate.half_open, gate.probe)
 
 
 def gate_admits(gate: GateState, provider: ProviderConfig, demand: int, now_ms: int) -> bool:
@@ -292,7 +303,7 @@ def charge_gate(gate: GateState, provider: ProviderConfig, demand: int, task_id:
     req, tok = charge(req, tok, tpm_e, demand)
     probe = task_id if probe_after_charge(gate.half_open, gate.probe != "") else gate.probe
     return (
-        GateState(gate.limit_permille, req, tok, at, gate.paused_until_ms, gate.streak, gate.half_open, probe),
+        _gate_state(gate.limit_permille, req, tok, at, gate.paused_until_ms, gate.streak, gate.half_open, probe),
         step_tokens(demand, tpm_e),
     )
 
@@ -301,7 +312,7 @@ def gate_success(gate: GateState, provider: ProviderConfig, excess_tokens: int) 
     """The gate after a successful step that used ``excess_tokens`` more than it paid."""
     e, streak = on_success(gate.limit_permille, gate.streak, provider.success_streak, provider.increase_permille)
     tok = charge_excess(gate.tokens_scaled, excess_tokens)
-    return GateState(e, gate.requests_scaled, tok, gate.refilled_ms, gate.paused_until_ms, streak,
+    return _gate_state(e, gate.requests_scaled, tok, gate.refilled_ms, gate.paused_until_ms, streak,
                      gate.half_open, gate.probe)
 
 
@@ -320,7 +331,7 @@ def gate_step_succeeded(gate: GateState, provider: ProviderConfig, excess_tokens
     half_open, probe = gate.half_open, gate.probe
     if task_id and probe == task_id:  # the probe succeeded: the circuit closes
         half_open, probe = False, ""
-    return GateState(e, req, charge_excess(tok, excess_tokens), refilled, gate.paused_until_ms, streak, half_open, probe)
+    return _gate_state(e, req, charge_excess(tok, excess_tokens), refilled, gate.paused_until_ms, streak, half_open, probe)
 
 
 def gate_probe_done(gate: GateState, task_id: str, completed: bool) -> GateState:
@@ -328,7 +339,7 @@ def gate_probe_done(gate: GateState, task_id: str, completed: bool) -> GateState
     closes the circuit, anything else (failed, reaped, cancelled, 429) only frees the probe."""
     if not task_id or gate.probe != task_id:
         return gate
-    return GateState(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
+    return _gate_state(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
                      gate.paused_until_ms, gate.streak, gate.half_open and not completed, "")
 
 
@@ -342,11 +353,11 @@ def gate_429(gate: GateState, provider: ProviderConfig, pause_ms: int, now_ms: i
     paused = max(gate.paused_until_ms, now_ms + pause_ms)
     probe = "" if is_probe else gate.probe
     if not cuts_on_429(gate.half_open, is_probe):
-        return GateState(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
+        return _gate_state(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
                          paused, gate.streak, True, probe)
     e = on_429(gate.limit_permille, provider.floor_permille, provider.decrease_permille)
     rpm_e, tpm_e = effective_rate(provider.requests_per_min, e), effective_rate(provider.tokens_per_min, e)
-    return GateState(
+    return _gate_state(
         e,
         clamp(gate.requests_scaled, rpm_e),
         clamp(gate.tokens_scaled, tpm_e),

@@ -16,12 +16,14 @@ import immutables
 
 from .config import SchedulerConfig, TaskClass
 from .lifecycle import Phase
+from .records import fifo_push, fifo_remove, reap_deadline
 
 QueueKey: TypeAlias = tuple[int, TaskClass, str]
 """A queue's key: (level, task class, provider name)."""
 
 SCALE: int = 60_000
 """Bucket units per request or token: one minute in ms, so per-ms refill is exact (SPEC 1.5)."""
+
 
 
 @attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
@@ -93,17 +95,11 @@ class FifoQueue:
 
     def push(self, task_id: str) -> tuple[FifoQueue, int]:
         """The queue with ``task_id`` appended, and the position it got."""
-        return FifoQueue(self.items.set(self.tail, task_id), self.head, self.tail + 1), self.tail
+        return fifo_push(self, task_id)
 
     def remove(self, pos: int) -> FifoQueue:
         """The queue without the entry at ``pos`` (head or middle)."""
-        items = self.items.delete(pos)
-        head = self.head
-        if pos == head:
-            head += 1
-            while head < self.tail and head not in items:
-                head += 1
-        return FifoQueue(items, head, self.tail)
+        return fifo_remove(self, pos)
 
     def task_ids(self) -> tuple[str, ...]:
         """All task ids in FIFO order (O(n): for views and tests, not for transitions)."""
@@ -171,9 +167,12 @@ class SchedulerState:
       order (the lane-reservation check);
     * ``queue_order`` -- derived index: the keys of ``queues`` sorted by
       :func:`queue_sort_key` (level first), so dispatch visits queues best level
-      first and stops at the first level that has a dispatchable head.
+      first and stops at the first level that has a dispatchable head;
+    * ``waiting_by_class`` -- derived index: waiting tasks per class, in ``TaskClass``
+      order, so "does a class that may take a free lane have a waiting task?" (asked
+      by dispatch and the wake-up on every event) is answered without a queue scan.
 
-    The three derived fields are computed from the others when not given, so a state
+    The four derived fields are computed from the others when not given, so a state
     built by hand (or loaded from a snapshot, which omits them) is always consistent.
     """
 
@@ -201,6 +200,9 @@ class SchedulerState:
     queue_order: tuple[QueueKey, ...] = attrs.field(
         default=attrs.Factory(lambda self: derive_queue_order(self), takes_self=True)
     )
+    waiting_by_class: tuple[int, int, int] = attrs.field(
+        default=attrs.Factory(lambda self: derive_waiting_by_class(self), takes_self=True)
+    )
 
     @classmethod
     def initial(cls, config: SchedulerConfig) -> SchedulerState:
@@ -227,15 +229,6 @@ class SchedulerState:
         )
 
 
-def reap_deadline(config: SchedulerConfig, task: TaskRecord) -> int:
-    """When a running ``task`` becomes a zombie: idle limit, or run limit if earlier."""
-    cc = config.class_config(task.task_class)
-    deadline = task.last_progress_ms + cc.idle_ms_reap
-    if cc.run_ms_limit > 0 and task.started_ms is not None:
-        deadline = min(deadline, task.started_ms + cc.run_ms_limit)
-    return deadline
-
-
 def derive_lane_deadlines(state: SchedulerState) -> tuple[int | None, ...]:
     """``lane_deadlines`` recomputed from the lanes and the tasks on them."""
     return tuple(None if tid is None else reap_deadline(state.config, state.tasks[tid]) for tid in state.lanes)
@@ -258,3 +251,11 @@ def derive_running_by_class(state: SchedulerState) -> tuple[int, int, int]:
     """``running_by_class`` recomputed from the lanes."""
     classes = [state.tasks[tid].task_class for tid in state.lanes if tid is not None]
     return (classes.count(TaskClass.INTERACTIVE), classes.count(TaskClass.BATCH), classes.count(TaskClass.BACKGROUND))
+
+
+def derive_waiting_by_class(state: SchedulerState) -> tuple[int, int, int]:
+    """``waiting_by_class`` recomputed from the queues."""
+    counts = [0, 0, 0]
+    for (_, cls, _), q in state.queues.items():
+        counts[_CLASS_RANK[cls]] += len(q)
+    return counts[0], counts[1], counts[2]

@@ -43,7 +43,15 @@ from .gate import (
     refill_gate,
 )
 from .lifecycle import Move, Phase, next_phase
-from .state import FifoQueue, GateState, QueueKey, SchedulerState, TaskRecord, queue_sort_key, reap_deadline
+from .records import fifo_push, fifo_remove, from_fields, reap_deadline
+from .state import (
+    FifoQueue,
+    GateState,
+    QueueKey,
+    SchedulerState,
+    TaskRecord,
+    queue_sort_key,
+)
 
 SchedStep = Step[SchedulerState, SchedulerEffect]
 """What every scheduler transition returns."""
@@ -98,22 +106,30 @@ def _general_step(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
             assert_never(event)
     _dispatch(d)
     _announce(d)
-    return Step(d.freeze(), tuple(d.effects))
+    return _step(d.freeze(), tuple(d.effects))
+
+
+def _step(state: SchedulerState, effects: tuple[SchedulerEffect, ...]) -> SchedStep:
+    """``Step(state, effects)`` through :func:`from_fields` (every event builds one)."""
+    return from_fields(Step, {"state": state, "effects": effects})
 
 
 def _a_waiting_class_may_take_a_lane(s: _Draft | SchedulerState) -> bool:
     """Whether some class with a waiting task may take a free lane now (SPEC.md 1.4)."""
-    return _waits_in(s, _classes_that_may_take_a_lane(s, None))
+    return _lane_mask(s, None) & _waiting_mask(s) != 0
 
 
-def _waits_in(s: _Draft | SchedulerState, classes: tuple[TaskClass, ...]) -> bool:
-    """Whether a task of one of ``classes`` is waiting."""
-    if len(classes) == len(_CLASSES):
-        return bool(s.queue_order)
-    for key in s.queue_order:
-        if key[1] in classes:
-            return True
-    return False
+def _class_index(c: TaskClass) -> int:
+    """``_CLASSES.index(c)`` by identity (compiled, a few compares instead of a method call)."""
+    if c is _CLASSES[0]:
+        return 0
+    return 1 if c is _CLASSES[1] else 2
+
+
+def _waiting_mask(s: _Draft | SchedulerState) -> int:
+    """The classes with a waiting task, as a bit mask (bit i: ``_CLASSES[i]``)."""
+    w0, w1, w2 = s.waiting_cls if isinstance(s, _Draft) else s.waiting_by_class
+    return (w0 > 0) | (w1 > 0) << 1 | (w2 > 0) << 2
 
 
 def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
@@ -156,15 +172,14 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
         if x is not None and x < best:
             best = x
     effects: tuple[SchedulerEffect, ...] = ()
-    last_wake = s.last_wake_ms
-    if best != last_wake:
-        last_wake = best
+    fields = s.__dict__.copy()
+    if best != s.last_wake_ms:
+        fields["last_wake_ms"] = best
         effects = (WakeAt(best),)
-    return Step(SchedulerState(
-        s.config, now, tasks, s.children, s.queues, s.lanes, s.gates, s.admission_window, s.admissions,
-        s.waiting, s.live, s.next_submit_seq, s.next_enqueue_seq, s.next_boost_ms, last_wake,
-        deadlines, s.running_by_class, s.queue_order,
-    ), effects)
+    fields["now_ms"] = now
+    fields["tasks"] = tasks
+    fields["lane_deadlines"] = deadlines
+    return _step(from_fields(SchedulerState, fields), effects)
 
 
 def admit(state: SchedulerState, submit: Submit, now_ms: int) -> SchedStep:
@@ -218,7 +233,7 @@ class _Draft:
     __slots__ = (
         "config", "now_ms", "tasks", "children", "queues", "lanes", "gates", "admission_window",
         "admissions", "waiting", "live", "next_submit_seq", "next_enqueue_seq", "next_boost_ms",
-        "last_wake_ms", "lane_deadlines", "running", "queue_order", "effects", "pick",
+        "last_wake_ms", "lane_deadlines", "running", "queue_order", "waiting_cls", "effects", "pick",
     )
 
     def __init__(self, s: SchedulerState) -> None:
@@ -240,19 +255,24 @@ class _Draft:
         self.lane_deadlines: list[int | None] = list(s.lane_deadlines)
         self.running: list[int] = list(s.running_by_class)
         self.queue_order: tuple[QueueKey, ...] = s.queue_order
+        self.waiting_cls: list[int] = list(s.waiting_by_class)
         self.effects: list[SchedulerEffect] = []
         # The task the next dispatch starts first, when a handler already found it.
         self.pick: TaskRecord | None = None
 
     def freeze(self) -> SchedulerState:
         """The frozen state this draft describes."""
-        return SchedulerState(
-            self.config, self.now_ms, self.tasks, self.children, self.queues, tuple(self.lanes),
-            self.gates, self.admission_window, self.admissions, self.waiting, self.live,
-            self.next_submit_seq, self.next_enqueue_seq, self.next_boost_ms, self.last_wake_ms,
-            tuple(self.lane_deadlines), (self.running[0], self.running[1], self.running[2]),
-            self.queue_order,
-        )
+        running, waiting = self.running, self.waiting_cls
+        return from_fields(SchedulerState, {
+            "config": self.config, "now_ms": self.now_ms, "tasks": self.tasks, "children": self.children,
+            "queues": self.queues, "lanes": tuple(self.lanes), "gates": self.gates,
+            "admission_window": self.admission_window, "admissions": self.admissions,
+            "waiting": self.waiting, "live": self.live, "next_submit_seq": self.next_submit_seq,
+            "next_enqueue_seq": self.next_enqueue_seq, "next_boost_ms": self.next_boost_ms,
+            "last_wake_ms": self.last_wake_ms, "lane_deadlines": tuple(self.lane_deadlines),
+            "running_by_class": (running[0], running[1], running[2]), "queue_order": self.queue_order,
+            "waiting_by_class": (waiting[0], waiting[1], waiting[2]),
+        })
 
 
 # --- event handlers (SPEC.md 1.3) ----------------------------------------------------------
@@ -274,10 +294,13 @@ def _on_submit(d: _Draft, ev: Submit) -> None:
         level = min(level + 1, cfg.levels - 1)  # a burst enters one level lower
     # The new task goes straight to the tail of its queue (one record built, not two).
     pos = _push(d, (level, ev.task_class, ev.provider), ev.task_id)
-    d.tasks = d.tasks.set(ev.task_id, TaskRecord(
-        ev.task_id, ev.agent, ev.task_class, ev.provider, ev.parent, d.next_submit_seq, Phase.WAITING,
-        level, 0, d.now_ms, ev.step_tokens, d.next_enqueue_seq, pos, None, None, d.now_ms, 0,
-    ))
+    d.tasks = d.tasks.set(ev.task_id, from_fields(TaskRecord, {
+        "task_id": ev.task_id, "agent": ev.agent, "task_class": ev.task_class, "provider": ev.provider,
+        "parent": ev.parent, "submit_seq": d.next_submit_seq, "phase": Phase.WAITING, "level": level,
+        "used_ms": 0, "last_progress_ms": d.now_ms, "demand_tokens": ev.step_tokens,
+        "enqueue_seq": d.next_enqueue_seq, "queue_pos": pos, "lane": None, "started_ms": None,
+        "slice_start_ms": d.now_ms, "charged_tokens": 0,
+    }))
     d.next_enqueue_seq += 1
     d.waiting += 1
     d.next_submit_seq += 1
@@ -524,9 +547,10 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     order = d.queue_order
     if not order or order[0][0] >= below_level:
         return None  # no queue above the level asked for (e.g. a level-0 task's step)
-    allowed = _classes_that_may_take_a_lane(d, freeing)
-    if not allowed:
-        return None
+    mask = _lane_mask(d, freeing) & _waiting_mask(d)
+    if not mask:
+        return None  # no class that may take the lane has a waiting task: no scan
+    allowed = _CLASS_SUBSETS[mask]
     cfg, now, tasks, queues = d.config, d.now_ms, d.tasks, d.queues
     # Each provider's gate reduced to one number: a head is admitted iff its demand <= it.
     ceiling: dict[str, int] = {}
@@ -549,8 +573,11 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     return best
 
 
-def _classes_that_may_take_a_lane(d: _Draft | SchedulerState, freeing: TaskRecord | None) -> tuple[TaskClass, ...]:
-    """Class c may take a free lane iff r_c < R_c or the shared lanes are not all used."""
+def _lane_mask(d: _Draft | SchedulerState, freeing: TaskRecord | None) -> int:
+    """The classes that may take a free lane, as a bit mask (bit i: ``_CLASSES[i]``).
+
+    Class c may take one iff r_c < R_c or the shared lanes are not all used (SPEC.md 1.4).
+    """
     cfg = d.config
     r0, r1, r2 = d.running if isinstance(d, _Draft) else d.running_by_class
     if freeing is not None:
@@ -571,8 +598,8 @@ def _classes_that_may_take_a_lane(d: _Draft | SchedulerState, freeing: TaskRecor
     if r2 > res2:
         shared_free -= r2 - res2
     if shared_free > 0:
-        return _CLASSES
-    return _CLASS_SUBSETS[(r0 < res0) | (r1 < res1) << 1 | (r2 < res2) << 2]
+        return 7
+    return (r0 < res0) | (r1 < res1) << 1 | (r2 < res2) << 2
 
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
@@ -587,7 +614,7 @@ def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
         slice_start_ms=now, last_progress_ms=now, charged_tokens=charged,
     )
     d.lanes[lane] = t.task_id
-    d.running[_CLASSES.index(t.task_class)] += 1
+    d.running[_class_index(t.task_class)] += 1
     _set_running(d, t)
     d.effects.append(StartTask(t.task_id, lane, t.level))
 
@@ -614,8 +641,9 @@ def _next_deadline(s: SchedulerState | _Draft) -> int | None:
     for x in s.lane_deadlines:
         if x is not None and x > now and (best is None or x < best):
             best = x
-    allowed = _classes_that_may_take_a_lane(s, None) if s.waiting and None in s.lanes else ()
-    if _waits_in(s, allowed):
+    eligible = _lane_mask(s, None) & _waiting_mask(s) if s.waiting and None in s.lanes else 0
+    if eligible:
+        allowed = _CLASS_SUBSETS[eligible]
         # A gate matters only for the heads of classes that may take a free lane: other
         # heads wait for a lane, which frees on an event or a reap deadline (both
         # already counted), and dispatch follows them.
@@ -655,21 +683,31 @@ def _with(
     queue_pos: int | _Keep = _K, lane: int | None | _Keep = _K, started_ms: int | None | _Keep = _K,
     slice_start_ms: int | _Keep = _K, charged_tokens: int | _Keep = _K,
 ) -> TaskRecord:
-    """``attrs.evolve`` for the mutable fields of a task, at a quarter of its cost (hot path)."""
-    return TaskRecord(
-        t.task_id, t.agent, t.task_class, t.provider, t.parent, t.submit_seq,
-        t.phase if phase is _K else phase,
-        t.level if level is _K else level,
-        t.used_ms if used_ms is _K else used_ms,
-        t.last_progress_ms if last_progress_ms is _K else last_progress_ms,
-        t.demand_tokens if demand_tokens is _K else demand_tokens,
-        t.enqueue_seq if enqueue_seq is _K else enqueue_seq,
-        t.queue_pos if queue_pos is _K else queue_pos,
-        t.lane if lane is _K else lane,
-        t.started_ms if started_ms is _K else started_ms,
-        t.slice_start_ms if slice_start_ms is _K else slice_start_ms,
-        t.charged_tokens if charged_tokens is _K else charged_tokens,
-    )
+    """``attrs.evolve`` for the mutable fields of a task, at a fraction of its cost (hot path)."""
+    f = t.__dict__.copy()
+    if phase is not _K:
+        f["phase"] = phase
+    if level is not _K:
+        f["level"] = level
+    if used_ms is not _K:
+        f["used_ms"] = used_ms
+    if last_progress_ms is not _K:
+        f["last_progress_ms"] = last_progress_ms
+    if demand_tokens is not _K:
+        f["demand_tokens"] = demand_tokens
+    if enqueue_seq is not _K:
+        f["enqueue_seq"] = enqueue_seq
+    if queue_pos is not _K:
+        f["queue_pos"] = queue_pos
+    if lane is not _K:
+        f["lane"] = lane
+    if started_ms is not _K:
+        f["started_ms"] = started_ms
+    if slice_start_ms is not _K:
+        f["slice_start_ms"] = slice_start_ms
+    if charged_tokens is not _K:
+        f["charged_tokens"] = charged_tokens
+    return from_fields(TaskRecord, f)
 
 
 def _clock_refusal(state: SchedulerState, event: SchedulerEvent) -> SchedStep:
@@ -720,24 +758,26 @@ def _enqueue(d: _Draft, t: TaskRecord) -> None:
 
 def _dequeue(d: _Draft, t: TaskRecord) -> None:
     key = (t.level, t.task_class, t.provider)
-    q = d.queues[key].remove(t.queue_pos)
+    q = fifo_remove(d.queues[key], t.queue_pos)
     if len(q):
         d.queues = d.queues.set(key, q)
     else:
         d.queues = d.queues.delete(key)
         d.queue_order = tuple(k for k in d.queue_order if k != key)
     d.waiting -= 1
+    d.waiting_cls[_class_index(t.task_class)] -= 1
 
 
 def _push(d: _Draft, key: QueueKey, task_id: str) -> int:
     """Append ``task_id`` to queue ``key`` (creating it, in ``queue_order`` too); its position."""
     old = d.queues.get(key)
     if old is None:
-        q, pos = _EMPTY_QUEUE.push(task_id)
+        q, pos = fifo_push(_EMPTY_QUEUE, task_id)
         d.queue_order = tuple(sorted(d.queue_order + (key,), key=queue_sort_key))
     else:
-        q, pos = old.push(task_id)
+        q, pos = fifo_push(old, task_id)
     d.queues = d.queues.set(key, q)
+    d.waiting_cls[_class_index(key[1])] += 1
     return pos
 
 
@@ -745,7 +785,7 @@ def _release_lane(d: _Draft, t: TaskRecord) -> None:
     assert t.lane is not None and d.lanes[t.lane] == t.task_id, "a running task holds its lane"
     d.lanes[t.lane] = None
     d.lane_deadlines[t.lane] = None
-    d.running[_CLASSES.index(t.task_class)] -= 1
+    d.running[_class_index(t.task_class)] -= 1
     gate = d.gates[t.provider]
     if gate.probe == t.task_id:  # the probe stopped without completing its step: free it
         d.gates = d.gates.set(t.provider, gate_probe_done(gate, t.task_id, completed=False))
