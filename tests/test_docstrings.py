@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
+from types import ModuleType
 
 import agentrm
+
+
+def module_doc(module: ModuleType) -> str | None:
+    """The module's docstring; for a module compiled by mypyc (which drops it), the one
+    in the .py source shipped beside the extension."""
+    if module.__doc__ or not module.__file__ or module.__file__.endswith(".py"):
+        return module.__doc__
+    source = Path(module.__file__).with_name(module.__name__.rpartition(".")[2] + ".py")
+    return ast.get_docstring(ast.parse(source.read_text(encoding="utf-8"))) if source.exists() else None
 
 
 def undocumented() -> list[str]:
@@ -14,7 +26,7 @@ def undocumented() -> list[str]:
     missing: list[str] = []
     for info in pkgutil.walk_packages(agentrm.__path__, "agentrm."):
         module = importlib.import_module(info.name)
-        if not module.__doc__:
+        if not module_doc(module):
             missing.append(info.name)
         for name, obj in vars(module).items():
             if name.startswith("_") or getattr(obj, "__module__", None) != info.name:
