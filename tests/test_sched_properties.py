@@ -295,8 +295,27 @@ def test_busy_fast_path_equals_the_general_step(ce: tuple[SchedulerConfig, list[
         s = step(s, ev).state
 
 
-def test_busy_fast_path_serves_heartbeats_and_ticks_of_a_full_system() -> None:
-    """With both lanes busy and nothing due, a heartbeat and a tick take the fast path, and it matches the general one."""
+@given(configs_and_events(), st.lists(st.sampled_from(list(TaskClass)), min_size=1, max_size=12))
+def test_busy_fast_path_equals_the_general_step_on_a_loaded_system(
+    ce: tuple[SchedulerConfig, list[SchedulerEvent]], classes: list[TaskClass],
+) -> None:
+    """As above, after a burst of submissions that fills the lanes and leaves tasks waiting
+    (where the fast path serves most ticks, heartbeats and further submissions)."""
+    config, events = ce
+    s = SchedulerState.initial(config)
+    burst = [Submit(0, f"b{i}", f"a{i % 3}", c, provider=config.providers[0].name)
+             for i, c in enumerate(classes * (config.lanes // len(classes) + 2))]
+    for ev in burst + [Submit(ev.at_ms, f"x{i}", "late", ev.task_class, provider=config.providers[-1].name)
+                       if isinstance(ev, Submit) else ev for i, ev in enumerate(events)]:
+        if ev.at_ms >= s.now_ms:
+            fast = _busy_fast_path(s, ev)
+            if fast is not None:
+                assert fast == _general_step(s, ev)
+        s = step(s, ev).state
+
+
+def test_busy_fast_path_serves_heartbeats_ticks_and_submissions_of_a_full_system() -> None:
+    """With both lanes busy and nothing due, heartbeats, ticks and submissions take the fast path, matching the general one."""
     s = SchedulerState.initial(SMALL)
     for ev in (Submit(0, "a", "x", TaskClass.INTERACTIVE), Submit(0, "b", "x", TaskClass.BATCH),
                Submit(0, "c", "x", TaskClass.BATCH)):
@@ -309,6 +328,12 @@ def test_busy_fast_path_serves_heartbeats_and_ticks_of_a_full_system() -> None:
     assert s.tasks["a"].last_progress_ms == 10 and s.now_ms == 20
     assert _busy_fast_path(s, Heartbeat(30, "c")) is None  # a waiting task: refused by the general path
     assert _busy_fast_path(s, ClockAdvanced(10**9)) is None  # boost and reaps due
+    for ev in (Submit(30, "d", "y", TaskClass.BACKGROUND, parent="a"), Submit(40, "e", "y", TaskClass.BATCH)):
+        fast = _busy_fast_path(s, ev)  # a submission that waits for a lane
+        assert fast is not None and fast == _general_step(s, ev)
+        s = fast.state
+    assert s.waiting == 3 and s.children["a"] == ("d",) and s.tasks["e"].phase is Phase.WAITING
+    assert _busy_fast_path(s, Submit(50, "d", "y", TaskClass.BATCH)) is None  # a duplicate: refused
 
 
 def _as_built_by_init(x: Any) -> None:

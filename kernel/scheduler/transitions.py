@@ -135,15 +135,17 @@ def _waiting_mask(s: _Draft | SchedulerState) -> int:
 def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
     """:func:`_general_step`'s exact result for the commonest events of a loaded system, or None.
 
-    It applies to a clock advance and to a heartbeat of a running task when no waiting
-    task's class may take a free lane (every lane busy, or the free ones reserved for
-    classes with nothing waiting) and no boost or reap is due at the event's time.
-    Then advance changes only the clock (gates refill lazily), dispatch starts nothing,
-    and the wake-up is the earliest of the boost and the lane deadlines (gates add none,
-    1.6), so the new state is built directly instead of through a draft. A property
-    test holds this equal to the general path on generated event sequences.
+    It applies to a clock advance, to a heartbeat of a running task and to an accepted
+    submission whose class may not take a free lane, when no waiting task's class may
+    take a free lane (every lane busy, or the free ones reserved for classes with
+    nothing waiting) and no boost or reap is due at the event's time. Then advance
+    changes only the clock (gates refill lazily), dispatch starts nothing, and the
+    wake-up is the earliest of the boost and the lane deadlines (gates add none, 1.6),
+    so the new state is built directly instead of through a draft. A property test
+    holds this equal to the general path on generated event sequences.
     """
-    if type(ev) is not Heartbeat and type(ev) is not ClockAdvanced:
+    kind = type(ev)
+    if kind is not Heartbeat and kind is not ClockAdvanced and kind is not Submit:
         return None
     now = ev.at_ms
     if now >= s.next_boost_ms or s.live == 0:
@@ -157,8 +159,12 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
             return None  # a reap is due
     if free and s.waiting and _a_waiting_class_may_take_a_lane(s):
         return None  # dispatch may start something
+    if isinstance(ev, Submit):
+        if _submit_refusal(s, ev) is not None or (free and _lane_mask(s, None) >> _class_index(ev.task_class) & 1):
+            return None  # refused (the general path words it), or it may start now
+        return _busy_submit(s, ev, deadlines)
     tasks = s.tasks
-    if type(ev) is Heartbeat:
+    if isinstance(ev, Heartbeat):
         t = tasks.get(ev.task_id) if ev.task_id else None
         if t is None or t.phase is not Phase.RUNNING or t.lane is None:
             return None  # refused: the general path words the refusal
@@ -179,6 +185,39 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
     fields["now_ms"] = now
     fields["tasks"] = tasks
     fields["lane_deadlines"] = deadlines
+    return _step(from_fields(SchedulerState, fields), effects)
+
+
+def _busy_submit(s: SchedulerState, ev: Submit, deadlines: tuple[int | None, ...]) -> SchedStep:
+    """:func:`_busy_fast_path` for an accepted submission that waits: :func:`_on_submit` on the fields."""
+    now = ev.at_ms
+    window, admissions, level = _admitted(s.config, now, s.admission_window, s.admissions, ev)
+    queues, order, pos = _pushed(s.queues, s.queue_order, (level, ev.task_class, ev.provider), ev.task_id)
+    fields = s.__dict__.copy()
+    fields["now_ms"] = now
+    fields["tasks"] = s.tasks.set(ev.task_id, _submitted_record(ev, level, s.next_submit_seq, s.next_enqueue_seq,
+                                                                pos, now))
+    fields["queues"] = queues
+    fields["queue_order"] = order
+    fields["admission_window"] = window
+    fields["admissions"] = admissions
+    fields["next_enqueue_seq"] = s.next_enqueue_seq + 1
+    fields["next_submit_seq"] = s.next_submit_seq + 1
+    fields["waiting"] = s.waiting + 1
+    fields["live"] = s.live + 1
+    w = list(s.waiting_by_class)
+    w[_class_index(ev.task_class)] += 1
+    fields["waiting_by_class"] = (w[0], w[1], w[2])
+    if ev.parent is not None:
+        fields["children"] = s.children.set(ev.parent, s.children.get(ev.parent, ()) + (ev.task_id,))
+    best = s.next_boost_ms
+    for x in deadlines:
+        if x is not None and x < best:
+            best = x
+    effects: tuple[SchedulerEffect, ...] = ()
+    if best != s.last_wake_ms:
+        fields["last_wake_ms"] = best
+        effects = (WakeAt(best),)
     return _step(from_fields(SchedulerState, fields), effects)
 
 
@@ -279,28 +318,15 @@ class _Draft:
 
 
 def _on_submit(d: _Draft, ev: Submit) -> None:
-    cfg = d.config
     reason = _submit_refusal(d, ev)
     if reason is not None:
         d.effects.append(Refusal(ev.task_id, reason))
         return
-    window = d.now_ms // cfg.admission_window_ms
-    if window != d.admission_window:
-        d.admission_window, d.admissions = window, immutables.Map()
-    accepted = d.admissions.get(ev.agent, 0)
-    d.admissions = d.admissions.set(ev.agent, accepted + 1)
-    level = cfg.class_config(ev.task_class).entry_level
-    if accepted >= cfg.admission_rate_per_window:
-        level = min(level + 1, cfg.levels - 1)  # a burst enters one level lower
+    d.admission_window, d.admissions, level = _admitted(d.config, d.now_ms, d.admission_window, d.admissions, ev)
     # The new task goes straight to the tail of its queue (one record built, not two).
     pos = _push(d, (level, ev.task_class, ev.provider), ev.task_id)
-    d.tasks = d.tasks.set(ev.task_id, from_fields(TaskRecord, {
-        "task_id": ev.task_id, "agent": ev.agent, "task_class": ev.task_class, "provider": ev.provider,
-        "parent": ev.parent, "submit_seq": d.next_submit_seq, "phase": Phase.WAITING, "level": level,
-        "used_ms": 0, "last_progress_ms": d.now_ms, "demand_tokens": ev.step_tokens,
-        "enqueue_seq": d.next_enqueue_seq, "queue_pos": pos, "lane": None, "started_ms": None,
-        "slice_start_ms": d.now_ms, "charged_tokens": 0,
-    }))
+    d.tasks = d.tasks.set(ev.task_id, _submitted_record(ev, level, d.next_submit_seq, d.next_enqueue_seq, pos,
+                                                        d.now_ms))
     d.next_enqueue_seq += 1
     d.waiting += 1
     d.next_submit_seq += 1
@@ -309,7 +335,31 @@ def _on_submit(d: _Draft, ev: Submit) -> None:
         d.children = d.children.set(ev.parent, d.children.get(ev.parent, ()) + (ev.task_id,))
 
 
-def _submit_refusal(d: _Draft, ev: Submit) -> RefusalReason | None:
+def _admitted(cfg: SchedulerConfig, now: int, window: int, admissions: immutables.Map[str, int],
+              ev: Submit) -> tuple[int, immutables.Map[str, int], int]:
+    """The admission window and counts after accepting ``ev`` at ``now``, and its entry level."""
+    current = now // cfg.admission_window_ms
+    if current != window:
+        window, admissions = current, immutables.Map()
+    accepted = admissions.get(ev.agent, 0)
+    level = cfg.class_config(ev.task_class).entry_level
+    if accepted >= cfg.admission_rate_per_window:
+        level = min(level + 1, cfg.levels - 1)  # a burst enters one level lower
+    return window, admissions.set(ev.agent, accepted + 1), level
+
+
+def _submitted_record(ev: Submit, level: int, submit_seq: int, enqueue_seq: int, pos: int, now: int) -> TaskRecord:
+    """The record of an accepted submission, waiting at ``pos`` in its queue at ``level``."""
+    return from_fields(TaskRecord, {
+        "task_id": ev.task_id, "agent": ev.agent, "task_class": ev.task_class, "provider": ev.provider,
+        "parent": ev.parent, "submit_seq": submit_seq, "phase": Phase.WAITING, "level": level,
+        "used_ms": 0, "last_progress_ms": now, "demand_tokens": ev.step_tokens,
+        "enqueue_seq": enqueue_seq, "queue_pos": pos, "lane": None, "started_ms": None,
+        "slice_start_ms": now, "charged_tokens": 0,
+    })
+
+
+def _submit_refusal(d: _Draft | SchedulerState, ev: Submit) -> RefusalReason | None:
     """The first refusal reason that applies to a submission, in SPEC precedence."""
     if not ev.task_id or not ev.agent or ev.step_tokens < 0:
         return RefusalReason.INVALID
@@ -770,15 +820,21 @@ def _dequeue(d: _Draft, t: TaskRecord) -> None:
 
 def _push(d: _Draft, key: QueueKey, task_id: str) -> int:
     """Append ``task_id`` to queue ``key`` (creating it, in ``queue_order`` too); its position."""
-    old = d.queues.get(key)
-    if old is None:
-        q, pos = fifo_push(_EMPTY_QUEUE, task_id)
-        d.queue_order = tuple(sorted(d.queue_order + (key,), key=queue_sort_key))
-    else:
-        q, pos = fifo_push(old, task_id)
-    d.queues = d.queues.set(key, q)
+    d.queues, d.queue_order, pos = _pushed(d.queues, d.queue_order, key, task_id)
     d.waiting_cls[_class_index(key[1])] += 1
     return pos
+
+
+def _pushed(queues: immutables.Map[QueueKey, FifoQueue], order: tuple[QueueKey, ...], key: QueueKey,
+            task_id: str) -> tuple[immutables.Map[QueueKey, FifoQueue], tuple[QueueKey, ...], int]:
+    """The queues and queue order with ``task_id`` appended to queue ``key``, and its position."""
+    old = queues.get(key)
+    if old is None:
+        q, pos = fifo_push(_EMPTY_QUEUE, task_id)
+        order = tuple(sorted(order + (key,), key=queue_sort_key))
+    else:
+        q, pos = fifo_push(old, task_id)
+    return queues.set(key, q), order, pos
 
 
 def _release_lane(d: _Draft, t: TaskRecord) -> None:
