@@ -10,7 +10,7 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies_sched import TASK_IDS, configs_and_events
+from strategies_sched import TASK_IDS, configs, configs_and_events
 
 from agentrm.kernel import (
     CancelTask,
@@ -57,6 +57,7 @@ from agentrm.kernel.scheduler.gate import (
     refill,
     refill_gate,
 )
+from agentrm.kernel.scheduler.records import class_config, provider_config
 from agentrm.kernel.scheduler.transitions import _busy_fast_path, _general_step, _with
 from agentrm.kernel.scheduler.state import (
     SCALE,
@@ -361,6 +362,17 @@ def test_hot_path_constructors_build_what_init_builds(ce: tuple[SchedulerConfig,
         for g in r.state.gates.values():
             _as_built_by_init(g)
         s = r.state
+
+
+@given(configs())
+def test_compiled_config_lookups_mirror_the_config_methods(config: SchedulerConfig) -> None:
+    """records.class_config / provider_config answer exactly what SchedulerConfig's methods answer."""
+    for c in TaskClass:
+        assert class_config(config, c) is config.class_config(c)
+    for p in config.providers:
+        assert provider_config(config, p.name) is config.provider(p.name)
+    with pytest.raises(AssertionError, match="'nowhere'"):
+        provider_config(config, "nowhere")
 
 
 _RECORD_FIELDS = ("phase", "level", "used_ms", "last_progress_ms", "demand_tokens", "enqueue_seq", "queue_pos",

@@ -2,21 +2,26 @@
 
 The scheduler's records are dict-backed frozen attrs classes (``state.py``). Every
 event builds a few of them, so the transitions build them through :func:`from_fields`
-instead of the generated ``__init__``; the FIFO queue operations and the reap deadline
-live here as functions, where the compiled build turns them into C (``setup.py``).
-``state.py`` re-exports them and the queue's methods delegate to them, so there is one
-implementation of each.
+instead of the generated ``__init__``; the FIFO queue operations, the reap deadline and
+the config lookups live here as functions, where the compiled build turns them into C
+(``setup.py``): a call from compiled code into an interpreted method costs more than
+the lookup itself. ``state.py`` re-exports them and the queue's methods delegate to
+them; the two config lookups mirror ``SchedulerConfig``'s methods, and a test holds
+them equal.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from .config import ClassConfig, ProviderConfig, SchedulerConfig, TaskClass
+
 if TYPE_CHECKING:
-    from .config import SchedulerConfig
     from .state import FifoQueue, TaskRecord
 
 _T = TypeVar("_T")
+_INTERACTIVE: Final = TaskClass.INTERACTIVE
+_BATCH: Final = TaskClass.BATCH
 _new: Final = object.__new__
 _set_attr: Final = object.__setattr__
 
@@ -56,8 +61,23 @@ def fifo_remove(q: FifoQueue, pos: int) -> FifoQueue:
 
 def reap_deadline(config: SchedulerConfig, task: TaskRecord) -> int:
     """When a running ``task`` becomes a zombie: idle limit, or run limit if earlier."""
-    cc = config.class_config(task.task_class)
+    cc = class_config(config, task.task_class)
     deadline: int = task.last_progress_ms + cc.idle_ms_reap
     if cc.run_ms_limit > 0 and task.started_ms is not None:
         deadline = min(deadline, task.started_ms + cc.run_ms_limit)
     return deadline
+
+
+def class_config(config: SchedulerConfig, task_class: TaskClass) -> ClassConfig:
+    """``config.class_config(task_class)``: the policy of one task class."""
+    if task_class is _INTERACTIVE:
+        return config.interactive
+    return config.batch if task_class is _BATCH else config.background
+
+
+def provider_config(config: SchedulerConfig, name: str) -> ProviderConfig:
+    """``config.provider(name)`` for a provider the kernel validated on submission."""
+    for p in config.providers:
+        if p.name == name:
+            return p
+    raise AssertionError(f"provider {name!r} was validated on submission")

@@ -43,7 +43,7 @@ from .gate import (
     refill_gate,
 )
 from .lifecycle import Move, Phase, next_phase
-from .records import fifo_push, fifo_remove, from_fields, reap_deadline
+from .records import class_config, fifo_push, fifo_remove, from_fields, provider_config, reap_deadline
 from .state import (
     FifoQueue,
     GateState,
@@ -342,9 +342,9 @@ def _admitted(cfg: SchedulerConfig, now: int, window: int, admissions: immutable
     if current != window:
         window, admissions = current, immutables.Map()
     accepted = admissions.get(ev.agent, 0)
-    level = cfg.class_config(ev.task_class).entry_level
+    level = class_config(cfg, ev.task_class).entry_level
     if accepted >= cfg.admission_rate_per_window:
-        level = min(level + 1, cfg.levels - 1)  # a burst enters one level lower
+        level = min(level + 1, len(cfg.level_allotments_ms) - 1)  # a burst enters one level lower
     return window, admissions.set(ev.agent, accepted + 1), level
 
 
@@ -392,14 +392,14 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     if t is None:
         return
     cfg, now = d.config, d.now_ms
-    provider = _provider(cfg, t.provider)
+    provider = provider_config(cfg, t.provider)
     # Refill, AIMD success, excess tokens and (for the probe) closing the circuit, in one go.
     gate = gate_step_succeeded(d.gates[t.provider], provider, max(0, ev.tokens_used - t.charged_tokens),
                                t.task_id, now)
     used, level = t.used_ms + now - t.slice_start_ms, t.level
     spent = used >= cfg.level_allotments_ms[level]
     if spent:
-        used, level = 0, min(level + 1, cfg.levels - 1)
+        used, level = 0, min(level + 1, len(cfg.level_allotments_ms) - 1)
     demand = ev.next_step_tokens
     d.gates = d.gates.set(t.provider, gate)
     # Yield if the gate is closed for its next step, or a waiting task could use the
@@ -459,7 +459,7 @@ def _on_rate_limited(d: _Draft, ev: RateLimited) -> None:
     if ev.provider not in d.gates:
         d.effects.append(Refusal(ev.task_id, RefusalReason.UNKNOWN_PROVIDER))
         return
-    provider = _provider(d.config, ev.provider)
+    provider = provider_config(d.config, ev.provider)
     pause = provider.default_retry_after_ms if ev.retry_after_ms is None else ev.retry_after_ms
     d.gates = d.gates.set(ev.provider, gate_429(_gate(d, ev.provider), provider, pause, d.now_ms, t.task_id))
     _release_lane(d, t)
@@ -496,7 +496,7 @@ def _boost(d: _Draft) -> None:
     for tid in d.lanes:
         if tid is not None:
             t = tasks[tid]
-            entry = cfg.class_config(t.task_class).entry_level
+            entry = class_config(cfg, t.task_class).entry_level
             if t.level != entry or t.used_ms or t.slice_start_ms != d.now_ms:
                 # The slice restarts too: service before the boost is forgiven with used_ms.
                 tasks[tid] = _with(t, level=entry, used_ms=0, slice_start_ms=d.now_ms)
@@ -504,9 +504,9 @@ def _boost(d: _Draft) -> None:
         waiting = d.tasks  # waiting records are read from the state: only running ones changed above
         queues: immutables.Map[QueueKey, FifoQueue] = immutables.Map()
         for cls in _CLASSES:
-            entry = cfg.class_config(cls).entry_level
+            entry = class_config(cfg, cls).entry_level
             for p in cfg.providers:
-                found = [(level, q) for level in range(cfg.levels)
+                found = [(level, q) for level in range(len(cfg.level_allotments_ms))
                          if (q := d.queues.get((level, cls, p.name))) is not None]
                 if not found:
                     continue
@@ -547,7 +547,7 @@ def _reap(d: _Draft) -> None:
         tid = d.lanes[lane]
         assert tid is not None, "a lane with a deadline holds a task"
         t = d.tasks[tid]
-        idle = now - t.last_progress_ms >= d.config.class_config(t.task_class).idle_ms_reap
+        idle = now - t.last_progress_ms >= class_config(d.config, t.task_class).idle_ms_reap
         _end(d, t, Move.REAP)
         d.effects.append(CancelTask(tid, CancelReason.IDLE if idle else CancelReason.RUN_LIMIT))
         reaped.append(tid)
@@ -567,7 +567,7 @@ def _dispatch(d: _Draft) -> None:
     while d.waiting and None in d.lanes:
         t = d.pick
         if t is None:
-            t = _best_dispatchable(d, d.config.levels, None)
+            t = _best_dispatchable(d, len(d.config.level_allotments_ms), None)
         else:
             d.pick = None
         if t is None:
@@ -582,7 +582,7 @@ def _dispatch(d: _Draft) -> None:
 
 def _run_limit_expired(cfg: SchedulerConfig, t: TaskRecord, now: int) -> bool:
     """Whether a task that has started before has used up its class's run limit by ``now``."""
-    limit = cfg.class_config(t.task_class).run_ms_limit
+    limit = class_config(cfg, t.task_class).run_ms_limit
     return limit > 0 and t.started_ms is not None and now - t.started_ms >= limit
 
 
@@ -617,7 +617,7 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
             continue
         limit = ceiling.get(provider)
         if limit is None:
-            limit = ceiling[provider] = gate_max_admitted_demand(d.gates[provider], _provider(cfg, provider), now)
+            limit = ceiling[provider] = gate_max_admitted_demand(d.gates[provider], provider_config(cfg, provider), now)
         if t.demand_tokens <= limit or limit == UNBOUNDED_DEMAND:  # a full bucket admits any demand
             best = t
     return best
@@ -653,7 +653,7 @@ def _lane_mask(d: _Draft | SchedulerState, freeing: TaskRecord | None) -> int:
 
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
-    provider = _provider(d.config, t.provider)
+    provider = provider_config(d.config, t.provider)
     gate, charged = charge_gate(d.gates[t.provider], provider, t.demand_tokens, t.task_id, d.now_ms)
     d.gates = d.gates.set(t.provider, gate)
     _dequeue(d, t)
@@ -787,15 +787,9 @@ def _gate(d: _Draft, name: str) -> GateState:
     """Provider ``name``'s gate refilled up to now (stored back, so a step refills it once)."""
     gate = d.gates[name]
     if gate.refilled_ms < d.now_ms:
-        gate = refill_gate(gate, _provider(d.config, name), d.now_ms)
+        gate = refill_gate(gate, provider_config(d.config, name), d.now_ms)
         d.gates = d.gates.set(name, gate)
     return gate
-
-
-def _provider(cfg: SchedulerConfig, name: str) -> ProviderConfig:
-    p = cfg.provider(name)
-    assert p is not None, f"provider {name!r} was validated on submission"
-    return p
 
 
 def _enqueue(d: _Draft, t: TaskRecord) -> None:
@@ -885,7 +879,7 @@ def _cascade(d: _Draft, roots: tuple[str, ...]) -> None:
 
 
 def _demote(d: _Draft, t: TaskRecord) -> None:
-    level = min(t.level + 1, d.config.levels - 1)
+    level = min(t.level + 1, len(d.config.level_allotments_ms) - 1)
     if t.phase is Phase.WAITING and level != t.level:
         _dequeue(d, t)
         _enqueue(d, _with(t, level=level, used_ms=0))
