@@ -13,7 +13,7 @@ test), and gates are refilled only when a step reads them (SPEC.md 1.2).
 from __future__ import annotations
 
 import enum
-from typing import assert_never
+from typing import Any, assert_never
 
 import attrs
 import immutables
@@ -276,25 +276,28 @@ class _Draft:
     )
 
     def __init__(self, s: SchedulerState) -> None:
-        self.config: SchedulerConfig = s.config
-        self.now_ms: int = s.now_ms
-        self.tasks: immutables.Map[str, TaskRecord] = s.tasks
-        self.children: immutables.Map[str, tuple[str, ...]] = s.children
-        self.queues: immutables.Map[QueueKey, FifoQueue] = s.queues
-        self.lanes: list[str | None] = list(s.lanes)
-        self.gates: immutables.Map[str, GateState] = s.gates
-        self.admission_window: int = s.admission_window
-        self.admissions: immutables.Map[str, int] = s.admissions
-        self.waiting: int = s.waiting
-        self.live: int = s.live
-        self.next_submit_seq: int = s.next_submit_seq
-        self.next_enqueue_seq: int = s.next_enqueue_seq
-        self.next_boost_ms: int = s.next_boost_ms
-        self.last_wake_ms: int | None = s.last_wake_ms
-        self.lane_deadlines: list[int | None] = list(s.lane_deadlines)
-        self.running: list[int] = list(s.running_by_class)
-        self.queue_order: tuple[QueueKey, ...] = s.queue_order
-        self.waiting_cls: list[int] = list(s.waiting_by_class)
+        # Read through the state's field dict: in the compiled build a dict lookup costs a
+        # third of a generic attribute read, and a draft reads every field.
+        f: dict[str, Any] = s.__dict__
+        self.config: SchedulerConfig = f["config"]
+        self.now_ms: int = f["now_ms"]
+        self.tasks: immutables.Map[str, TaskRecord] = f["tasks"]
+        self.children: immutables.Map[str, tuple[str, ...]] = f["children"]
+        self.queues: immutables.Map[QueueKey, FifoQueue] = f["queues"]
+        self.lanes: list[str | None] = list(f["lanes"])
+        self.gates: immutables.Map[str, GateState] = f["gates"]
+        self.admission_window: int = f["admission_window"]
+        self.admissions: immutables.Map[str, int] = f["admissions"]
+        self.waiting: int = f["waiting"]
+        self.live: int = f["live"]
+        self.next_submit_seq: int = f["next_submit_seq"]
+        self.next_enqueue_seq: int = f["next_enqueue_seq"]
+        self.next_boost_ms: int = f["next_boost_ms"]
+        self.last_wake_ms: int | None = f["last_wake_ms"]
+        self.lane_deadlines: list[int | None] = list(f["lane_deadlines"])
+        self.running: list[int] = list(f["running_by_class"])
+        self.queue_order: tuple[QueueKey, ...] = f["queue_order"]
+        self.waiting_cls: list[int] = list(f["waiting_by_class"])
         self.effects: list[SchedulerEffect] = []
         # The task the next dispatch starts first, when a handler already found it.
         self.pick: TaskRecord | None = None
