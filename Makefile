@@ -59,8 +59,9 @@ bench-kernel: $(STAMP) $(CSTAMP)
 	@echo "== compiled build (AGENTRM_MYPYC=1)"
 	$(CBIN)/python -m agentrm.adapters.bench_kernel
 
-bench-runtime: $(STAMP)
+bench-runtime: $(STAMP) $(CSTAMP)
 	$(BIN)/python -m agentrm.adapters.bench_runtime --durable --repeat 3
+	$(CBIN)/python -m agentrm.adapters.bench_runtime --durable --repeat 3
 
 bench: $(STAMP)
 	$(BIN)/agentrm bench

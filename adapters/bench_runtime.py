@@ -44,6 +44,7 @@ from agentrm.kernel.scheduler.events import SchedulerEvent
 from agentrm.kernel.scheduler.state import SchedulerState
 
 from . import runtime as runtime_module
+from .bench_kernel import kernel_build
 from .runtime import Runtime, TaskContext
 
 
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         del replays
     base = statistics.median(times["semaphore"])
     per_task = 1e6 / args.tasks
+    print(f"kernel build: {kernel_build()}")
     print(f"{args.tasks} no-op agents, {args.lanes} lanes, median of {args.repeat}")
     print(f"{'mode':<16}{'total ms':>10}{'us/task':>10}{'vs semaphore':>14}")
     for mode, samples in times.items():
