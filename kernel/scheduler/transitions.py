@@ -395,16 +395,16 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     if t is None:
         return
     cfg, now = d.config, d.now_ms
-    provider = provider_config(cfg, t.provider)
+    tid, pname = t.task_id, t.provider  # read once: each read of a record's field is a lookup
+    provider = provider_config(cfg, pname)
     # Refill, AIMD success, excess tokens and (for the probe) closing the circuit, in one go.
-    gate = gate_step_succeeded(d.gates[t.provider], provider, max(0, ev.tokens_used - t.charged_tokens),
-                               t.task_id, now)
+    gate = gate_step_succeeded(d.gates[pname], provider, max(0, ev.tokens_used - t.charged_tokens), tid, now)
     used, level = t.used_ms + now - t.slice_start_ms, t.level
     spent = used >= cfg.level_allotments_ms[level]
     if spent:
         used, level = 0, min(level + 1, len(cfg.level_allotments_ms) - 1)
     demand = ev.next_step_tokens
-    d.gates = d.gates.set(t.provider, gate)
+    d.gates = d.gates.set(pname, gate)
     # Yield if the gate is closed for its next step, or a waiting task could use the
     # lane: strictly higher levels always; the same level only once the allotment is
     # spent (round robin).
@@ -420,17 +420,17 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     # Each branch builds the task's new record once, with every changed field.
     if yields:
         _release_lane(d, t)
-        pos = _push(d, (level, t.task_class, t.provider), t.task_id)
-        d.tasks = d.tasks.set(t.task_id, _with(
+        pos = _push(d, (level, t.task_class, pname), tid)
+        d.tasks = d.tasks.set(tid, _with(
             t, phase=next_phase(t.phase, Move.YIELD), level=level, used_ms=used, last_progress_ms=now,
             slice_start_ms=now, demand_tokens=demand, lane=None, enqueue_seq=d.next_enqueue_seq, queue_pos=pos,
         ))
         d.next_enqueue_seq += 1
         d.waiting += 1
-        d.effects.append(YieldTask(t.task_id))
+        d.effects.append(YieldTask(tid))
         return
-    gate, charged = charge_gate(gate, provider, demand, t.task_id, now)
-    d.gates = d.gates.set(t.provider, gate)
+    gate, charged = charge_gate(gate, provider, demand, tid, now)
+    d.gates = d.gates.set(pname, gate)
     _set_running(d, _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
                           demand_tokens=demand, charged_tokens=charged))
 
@@ -656,20 +656,19 @@ def _lane_mask(d: _Draft | SchedulerState, freeing: TaskRecord | None) -> int:
 
 
 def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
-    provider = provider_config(d.config, t.provider)
-    gate, charged = charge_gate(d.gates[t.provider], provider, t.demand_tokens, t.task_id, d.now_ms)
-    d.gates = d.gates.set(t.provider, gate)
+    tid, pname, now = t.task_id, t.provider, d.now_ms
+    gate, charged = charge_gate(d.gates[pname], provider_config(d.config, pname), t.demand_tokens, tid, now)
+    d.gates = d.gates.set(pname, gate)
     _dequeue(d, t)
-    now = d.now_ms
+    started = t.started_ms
     t = _with(
-        t, phase=next_phase(t.phase, Move.DISPATCH), lane=lane,
-        started_ms=now if t.started_ms is None else t.started_ms,
+        t, phase=next_phase(t.phase, Move.DISPATCH), lane=lane, started_ms=now if started is None else started,
         slice_start_ms=now, last_progress_ms=now, charged_tokens=charged,
     )
-    d.lanes[lane] = t.task_id
+    d.lanes[lane] = tid
     d.running[_class_index(t.task_class)] += 1
     _set_running(d, t)
-    d.effects.append(StartTask(t.task_id, lane, t.level))
+    d.effects.append(StartTask(tid, lane, t.level))
 
 
 # --- wake-up (SPEC.md 1.6) -----------------------------------------------------------------
@@ -804,15 +803,16 @@ def _enqueue(d: _Draft, t: TaskRecord) -> None:
 
 
 def _dequeue(d: _Draft, t: TaskRecord) -> None:
-    key = (t.level, t.task_class, t.provider)
+    cls = t.task_class
+    key = (t.level, cls, t.provider)
     q = fifo_remove(d.queues[key], t.queue_pos)
-    if len(q):
+    if q.items:
         d.queues = d.queues.set(key, q)
     else:
         d.queues = d.queues.delete(key)
         d.queue_order = tuple(k for k in d.queue_order if k != key)
     d.waiting -= 1
-    d.waiting_cls[_class_index(t.task_class)] -= 1
+    d.waiting_cls[_class_index(cls)] -= 1
 
 
 def _push(d: _Draft, key: QueueKey, task_id: str) -> int:
@@ -835,20 +835,22 @@ def _pushed(queues: immutables.Map[QueueKey, FifoQueue], order: tuple[QueueKey, 
 
 
 def _release_lane(d: _Draft, t: TaskRecord) -> None:
-    assert t.lane is not None and d.lanes[t.lane] == t.task_id, "a running task holds its lane"
-    d.lanes[t.lane] = None
-    d.lane_deadlines[t.lane] = None
+    lane, tid = t.lane, t.task_id
+    assert lane is not None and d.lanes[lane] == tid, "a running task holds its lane"
+    d.lanes[lane] = None
+    d.lane_deadlines[lane] = None
     d.running[_class_index(t.task_class)] -= 1
     gate = d.gates[t.provider]
-    if gate.probe == t.task_id:  # the probe stopped without completing its step: free it
-        d.gates = d.gates.set(t.provider, gate_probe_done(gate, t.task_id, completed=False))
+    if gate.probe == tid:  # the probe stopped without completing its step: free it
+        d.gates = d.gates.set(t.provider, gate_probe_done(gate, tid, completed=False))
 
 
 def _set_running(d: _Draft, t: TaskRecord) -> None:
     """Store a running task's record and its lane's reap deadline."""
-    assert t.lane is not None
+    lane = t.lane
+    assert lane is not None
     d.tasks = d.tasks.set(t.task_id, t)
-    d.lane_deadlines[t.lane] = reap_deadline(d.config, t)
+    d.lane_deadlines[lane] = reap_deadline(d.config, t)
 
 
 def _end(d: _Draft, t: TaskRecord, move: Move) -> None:
