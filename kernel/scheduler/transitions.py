@@ -162,7 +162,7 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
     if isinstance(ev, Submit):
         if _submit_refusal(s, ev) is not None or (free and _lane_mask(s, None) >> _class_index(ev.task_class) & 1):
             return None  # refused (the general path words it), or it may start now
-        return _busy_submit(s, ev, deadlines)
+        return _busy_submit(s, ev)
     tasks = s.tasks
     if isinstance(ev, Heartbeat):
         t = tasks.get(ev.task_id) if ev.task_id else None
@@ -173,22 +173,14 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
         tasks = tasks.set(t.task_id, t)
         # Later than the old deadline (idle moves on, the run limit does not), so after now.
         deadlines = deadlines[:lane] + (reap_deadline(s.config, t),) + deadlines[lane + 1:]
-    best = s.next_boost_ms
-    for x in deadlines:
-        if x is not None and x < best:
-            best = x
-    effects: tuple[SchedulerEffect, ...] = ()
     fields = s.__dict__.copy()
-    if best != s.last_wake_ms:
-        fields["last_wake_ms"] = best
-        effects = (WakeAt(best),)
     fields["now_ms"] = now
     fields["tasks"] = tasks
     fields["lane_deadlines"] = deadlines
-    return _step(from_fields(SchedulerState, fields), effects)
+    return _busy_step(s, fields)
 
 
-def _busy_submit(s: SchedulerState, ev: Submit, deadlines: tuple[int | None, ...]) -> SchedStep:
+def _busy_submit(s: SchedulerState, ev: Submit) -> SchedStep:
     """:func:`_busy_fast_path` for an accepted submission that waits: :func:`_on_submit` on the fields."""
     now = ev.at_ms
     window, admissions, level = _admitted(s.config, now, s.admission_window, s.admissions, ev)
@@ -210,8 +202,14 @@ def _busy_submit(s: SchedulerState, ev: Submit, deadlines: tuple[int | None, ...
     fields["waiting_by_class"] = (w[0], w[1], w[2])
     if ev.parent is not None:
         fields["children"] = s.children.set(ev.parent, s.children.get(ev.parent, ()) + (ev.task_id,))
-    best = s.next_boost_ms
-    for x in deadlines:
+    return _busy_step(s, fields)
+
+
+def _busy_step(s: SchedulerState, fields: dict[str, Any]) -> SchedStep:
+    """The fast path's step from ``s``: the state ``fields`` (a copy of ``s``'s, with the
+    event's changes), whose wake-up is the earliest of the boost and the lane deadlines."""
+    best: int = s.next_boost_ms
+    for x in fields["lane_deadlines"]:
         if x is not None and x < best:
             best = x
     effects: tuple[SchedulerEffect, ...] = ()
