@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agentrm needs Python >= 3.11, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,plot]'
+	AGENTRM_MYPYC=0 $(BIN)/python -m pip install --quiet -e '.[dev,plot]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,7 +29,7 @@ $(CSTAMP): $(SOURCES)
 	rm -rf $(CVENV)
 	$(PYTHON) -m venv $(CVENV)
 	$(CBIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77' 'mypy>=1.10'
-	$(CBIN)/python -m pip install --quiet '.[dev,plot]'
+	AGENTRM_MYPYC=0 $(CBIN)/python -m pip install --quiet '.[dev,plot]'
 	AGENTRM_MYPYC=1 $(CBIN)/python -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
 	touch $(CSTAMP)
 

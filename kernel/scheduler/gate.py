@@ -313,7 +313,7 @@ def gate_success(gate: GateState, provider: ProviderConfig, excess_tokens: int) 
     e, streak = on_success(gate.limit_permille, gate.streak, provider.success_streak, provider.increase_permille)
     tok = charge_excess(gate.tokens_scaled, excess_tokens)
     return _gate_state(e, gate.requests_scaled, tok, gate.refilled_ms, gate.paused_until_ms, streak,
-                     gate.half_open, gate.probe)
+                       gate.half_open, gate.probe)
 
 
 def gate_step_succeeded(gate: GateState, provider: ProviderConfig, excess_tokens: int, task_id: str,
@@ -340,7 +340,7 @@ def gate_probe_done(gate: GateState, task_id: str, completed: bool) -> GateState
     if not task_id or gate.probe != task_id:
         return gate
     return _gate_state(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
-                     gate.paused_until_ms, gate.streak, gate.half_open and not completed, "")
+                       gate.paused_until_ms, gate.streak, gate.half_open and not completed, "")
 
 
 def gate_429(gate: GateState, provider: ProviderConfig, pause_ms: int, now_ms: int, task_id: str) -> GateState:
@@ -354,7 +354,7 @@ def gate_429(gate: GateState, provider: ProviderConfig, pause_ms: int, now_ms: i
     probe = "" if is_probe else gate.probe
     if not cuts_on_429(gate.half_open, is_probe):
         return _gate_state(gate.limit_permille, gate.requests_scaled, gate.tokens_scaled, gate.refilled_ms,
-                         paused, gate.streak, True, probe)
+                           paused, gate.streak, True, probe)
     e = on_429(gate.limit_permille, provider.floor_permille, provider.decrease_permille)
     rpm_e, tpm_e = effective_rate(provider.requests_per_min, e), effective_rate(provider.tokens_per_min, e)
     return _gate_state(

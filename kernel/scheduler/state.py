@@ -25,7 +25,6 @@ SCALE: int = 60_000
 """Bucket units per request or token: one minute in ms, so per-ms refill is exact (SPEC 1.5)."""
 
 
-
 @attrs.frozen(slots=False)  # dict-backed: cheaper to construct on the hot path
 class TaskRecord:
     """Everything the scheduler knows about one task (also its read-only view).
