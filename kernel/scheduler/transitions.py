@@ -114,11 +114,6 @@ def _step(state: SchedulerState, effects: tuple[SchedulerEffect, ...]) -> SchedS
     return from_fields(Step, {"state": state, "effects": effects})
 
 
-def _a_waiting_class_may_take_a_lane(s: _Draft | SchedulerState) -> bool:
-    """Whether some class with a waiting task may take a free lane now (SPEC.md 1.4)."""
-    return _lane_mask(s, None) & _waiting_mask(s) != 0
-
-
 def _class_index(c: TaskClass) -> int:
     """``_CLASSES.index(c)`` by identity (compiled, a few compares instead of a method call)."""
     if c is _CLASSES[0]:
@@ -157,10 +152,12 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
             free = True
         elif x <= now:
             return None  # a reap is due
-    if free and s.waiting and _a_waiting_class_may_take_a_lane(s):
+    # The classes that may take a free lane, computed once for both checks below.
+    may_take = _lane_mask(s, None) if free and (s.waiting or kind is Submit) else 0
+    if may_take and s.waiting and may_take & _waiting_mask(s):
         return None  # dispatch may start something
     if isinstance(ev, Submit):
-        if _submit_refusal(s, ev) is not None or (free and _lane_mask(s, None) >> _class_index(ev.task_class) & 1):
+        if _submit_refusal(s, ev) is not None or may_take >> _class_index(ev.task_class) & 1:
             return None  # refused (the general path words it), or it may start now
         return _busy_submit(s, ev)
     tasks = s.tasks
