@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from strategies_sched import TASK_IDS, configs, configs_and_events
 
@@ -44,11 +44,17 @@ from agentrm.adapters.snapshot import SnapshotError, dump_scheduler_state, load_
 from agentrm.kernel.scheduler.gate import (
     admits,
     charge_gate,
+    UNBOUNDED_DEMAND,
+    charge_fields,
     earliest_admit_ms,
     effective_rate,
+    fields_max_admitted_demand,
     gate_admits,
+    gate_earliest_admit_ms,
     gate_max_admitted_demand,
     gate_probe_done,
+    gate_of,
+    gate_reopen_ms,
     gate_step_succeeded,
     gate_success,
     on_429,
@@ -56,6 +62,7 @@ from agentrm.kernel.scheduler.gate import (
     rates,
     refill,
     refill_gate,
+    step_succeeded_fields,
 )
 from agentrm.kernel.scheduler.records import class_config, provider_config
 from agentrm.kernel.scheduler.transitions import _busy_fast_path, _general_step, _with
@@ -531,6 +538,47 @@ def test_step_succeeded_is_refill_then_success_then_probe_done(
     now = refilled + dt
     expected = gate_probe_done(gate_success(refill_gate(gate, p, now), p, excess), task_id, completed=True)
     assert gate_step_succeeded(gate, p, excess, task_id, now) == expected
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10**7), st.integers(1, 1000), st.integers(0, 2), st.integers(0, 2),
+       st.integers(0, 50), st.integers(0, 9), st.booleans(), st.sampled_from(["", "t1", "t2"]),
+       st.integers(0, 10**6), st.sampled_from(["t1", "t2"]), st.integers(0, 100), st.integers(0, 200),
+       st.one_of(st.integers(0, 2 * 10**7), st.just(2**70)))
+# A half-open gate without a probe admits the step, and its charge makes the step the probe.
+@example(600, 600_000, 1000, 2, 2, 0, 0, True, "", 0, "t1", 0, 0, 1)
+def test_finished_step_gate_fields_agree_with_the_built_gate(
+    rpm: int, tpm: int, e: int, req_frac: int, tok_frac: int, refilled: int, streak: int, half_open: bool,
+    probe: str, excess: int, task_id: str, dt: int, paused: int, demand: int,
+) -> None:
+    """A finished step's gate handled as fields (the transition builds it once) agrees with the gate built
+    by gate_step_succeeded: same gate, same admission of the next step (a full bucket admits any demand),
+    same threshold for the dispatch scan, and the same charge."""
+    p = ProviderConfig("p", rpm, tpm)
+    gate = GateState(e, req_frac * (rpm * e // 1000) * SCALE // 2, tok_frac * (tpm * e // 1000) * SCALE // 2,
+                     refilled, paused, streak, half_open, probe if half_open else "")
+    now = refilled + dt
+    fields = step_succeeded_fields(gate, p, excess, task_id, now)
+    built = gate_step_succeeded(gate, p, excess, task_id, now)
+    assert gate_of(fields) == built and attrs.astuple(built) == fields
+    ceiling = fields_max_admitted_demand(fields, p, now)
+    assert ceiling == gate_max_admitted_demand(built, p, now)
+    admitted = demand <= ceiling or ceiling == UNBOUNDED_DEMAND
+    assert admitted == gate_admits(built, p, demand, now)
+    if admitted:
+        assert charge_fields(fields, p, demand, task_id) == charge_gate(built, p, demand, task_id, now)
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10**7), st.integers(1, 1000), st.integers(0, 2), st.integers(0, 2),
+       st.integers(0, 1_000), st.integers(0, 2_000), st.integers(0, 2_000), st.integers(0, 2 * 10**7))
+def test_reopen_is_earliest_admit_of_the_refilled_gate(rpm: int, tpm: int, e: int, req_frac: int, tok_frac: int,
+                                                      refilled: int, dt: int, paused: int, demand: int) -> None:
+    """The wake-up's re-open time, computed without building a gate, equals gate_earliest_admit_ms of the
+    gate refilled up to now (whether or not it was refilled at now already)."""
+    p = ProviderConfig("p", rpm, tpm)
+    rpm_e, tpm_e = rates(GateState(e, 0, 0, 0, 0, 0), p)
+    gate = GateState(e, req_frac * rpm_e * SCALE // 2, tok_frac * tpm_e * SCALE // 2, refilled, paused, 0)
+    now = refilled + dt
+    assert gate_reopen_ms(gate, p, demand, now) == gate_earliest_admit_ms(refill_gate(gate, p, now), p, demand, now)
 
 
 @pytest.mark.crosshair_backend

@@ -245,6 +245,11 @@ def rates(gate: GateState, provider: ProviderConfig) -> tuple[int, int]:
             max(1, provider.tokens_per_min * e // CEILING_PERMILLE))
 
 
+def _tpm_e(provider: ProviderConfig, e: int) -> int:
+    """The effective tokens/min at limit ``e`` (``rates``' second half, for callers that have ``e``)."""
+    return provider.tokens_per_min if e == CEILING_PERMILLE else max(1, provider.tokens_per_min * e // CEILING_PERMILLE)
+
+
 def _gate_state(limit_permille: int, requests_scaled: int, tokens_scaled: int, refilled_ms: int,
                 paused_until_ms: int, streak: int, half_open: bool, probe: str) -> GateState:
     """``GateState(...)`` through :func:`~.records.from_fields` (most events build one or two)."""
@@ -287,7 +292,7 @@ def gate_max_admitted_demand(gate: GateState, provider: ProviderConfig, now_ms: 
     if now_ms < gate.paused_until_ms:
         return -1
     e = gate.limit_permille
-    tpm_e = provider.tokens_per_min if e == CEILING_PERMILLE else max(1, provider.tokens_per_min * e // CEILING_PERMILLE)
+    tpm_e = _tpm_e(provider, e)
     req, tok, _ = refilled_buckets(gate, provider, now_ms)
     return max_admitted_demand(req, tok, tpm_e, gate.paused_until_ms, now_ms)
 
@@ -316,10 +321,22 @@ def gate_success(gate: GateState, provider: ProviderConfig, excess_tokens: int) 
                        gate.half_open, gate.probe)
 
 
+GateFields = tuple[int, int, int, int, int, int, bool, str]
+"""A gate's fields in :class:`GateState` order (limit, requests, tokens, refilled, paused,
+streak, half_open, probe), for a gate a finished step changes twice: the compiled build
+passes such a tuple as a C struct, and the gate is built once, at the end."""
+
+
 def gate_step_succeeded(gate: GateState, provider: ProviderConfig, excess_tokens: int, task_id: str,
                         now_ms: int) -> GateState:
     """``gate_probe_done(gate_success(refill_gate(gate, provider, now_ms), provider, excess_tokens), task_id, True)``
     in one construction: the gate after ``task_id``'s step succeeded at ``now_ms`` (a property test holds them equal)."""
+    return gate_of(step_succeeded_fields(gate, provider, excess_tokens, task_id, now_ms))
+
+
+def step_succeeded_fields(gate: GateState, provider: ProviderConfig, excess_tokens: int, task_id: str,
+                          now_ms: int) -> GateFields:
+    """The fields of :func:`gate_step_succeeded`, without building the gate."""
     e = gate.limit_permille
     req, tok = gate.requests_scaled, gate.tokens_scaled
     refilled = gate.refilled_ms
@@ -331,7 +348,33 @@ def gate_step_succeeded(gate: GateState, provider: ProviderConfig, excess_tokens
     half_open, probe = gate.half_open, gate.probe
     if task_id and probe == task_id:  # the probe succeeded: the circuit closes
         half_open, probe = False, ""
-    return _gate_state(e, req, charge_excess(tok, excess_tokens), refilled, gate.paused_until_ms, streak, half_open, probe)
+    return e, req, charge_excess(tok, excess_tokens), refilled, gate.paused_until_ms, streak, half_open, probe
+
+
+def gate_of(f: GateFields) -> GateState:
+    """The gate whose fields are ``f``."""
+    return _gate_state(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7])
+
+
+def fields_max_admitted_demand(f: GateFields, provider: ProviderConfig, now_ms: int) -> int:
+    """``gate_max_admitted_demand(gate_of(f), provider, now_ms)`` for a gate refilled up to
+    ``now_ms`` (a property test holds them equal)."""
+    e, req, tok, _, paused, _, half_open, probe = f
+    if half_open and probe:
+        return -1
+    tpm_e = _tpm_e(provider, e)
+    return max_admitted_demand(req, tok, tpm_e, paused, now_ms)
+
+
+def charge_fields(f: GateFields, provider: ProviderConfig, demand: int, task_id: str) -> tuple[GateState, int]:
+    """``charge_gate(gate_of(f), provider, demand, task_id, now_ms)`` for a gate refilled up to
+    ``now_ms``, built once (a property test holds them equal)."""
+    e, req, tok, refilled, paused, streak, half_open, probe = f
+    tpm_e = _tpm_e(provider, e)
+    req, tok = charge(req, tok, tpm_e, demand)
+    if probe_after_charge(half_open, probe != ""):
+        probe = task_id
+    return _gate_state(e, req, tok, refilled, paused, streak, half_open, probe), step_tokens(demand, tpm_e)
 
 
 def gate_probe_done(gate: GateState, task_id: str, completed: bool) -> GateState:
@@ -375,3 +418,12 @@ def gate_earliest_admit_ms(gate: GateState, provider: ProviderConfig, demand: in
     return earliest_admit_ms(
         gate.requests_scaled, gate.tokens_scaled, rpm_e, tpm_e, demand, gate.paused_until_ms, now_ms
     )
+
+
+def gate_reopen_ms(gate: GateState, provider: ProviderConfig, demand: int, now_ms: int) -> int:
+    """``gate_earliest_admit_ms(refill_gate(gate, provider, now_ms), provider, demand, now_ms)``
+    without building the refilled gate (the wake-up asks it on every event with a blocked
+    head; a property test holds the two equal)."""
+    rpm_e, tpm_e = rates(gate, provider)  # refilling never changes the rates
+    req, tok, _ = refilled_buckets(gate, provider, now_ms)
+    return earliest_admit_ms(req, tok, rpm_e, tpm_e, demand, gate.paused_until_ms, now_ms)

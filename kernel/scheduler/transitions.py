@@ -5,15 +5,15 @@ event handlers, then the pure helpers they share. Each verb copies the frozen st
 into a private :class:`_Draft`, lets the helpers update the draft's references (the
 maps themselves stay persistent; nothing shared is mutated) and freezes it once at
 the end: one state construction per event instead of one ``attrs.evolve`` per
-field (TOOLING.md). Heartbeats and clock ticks of a busy system skip the draft
-altogether (:func:`_busy_fast_path`, held equal to the general path by a property
-test), and gates are refilled only when a step reads them (SPEC.md 1.2).
+field (TOOLING.md). Heartbeats, clock ticks and waiting submissions of a busy system
+skip the draft altogether (:func:`_busy_fast_path`, held equal to the general path by
+a property test), and gates are refilled only when a step reads them (SPEC.md 1.2).
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Any, assert_never
+from typing import Any, Final, assert_never
 
 import attrs
 import immutables
@@ -32,17 +32,19 @@ from .events import (
     TaskFinished,
 )
 from .gate import (
-    charge_gate,
-    gate_429,
-    gate_admits,
-    gate_earliest_admit_ms,
     UNBOUNDED_DEMAND,
+    charge_fields,
+    charge_gate,
+    fields_max_admitted_demand,
+    gate_429,
     gate_max_admitted_demand,
+    gate_of,
     gate_probe_done,
-    gate_step_succeeded,
+    gate_reopen_ms,
     refill_gate,
+    step_succeeded_fields,
 )
-from .lifecycle import Move, Phase, next_phase
+from .lifecycle import TERMINAL, Move, Phase, next_phase
 from .records import class_config, fifo_push, fifo_remove, from_fields, provider_config, reap_deadline
 from .state import (
     FifoQueue,
@@ -56,15 +58,20 @@ from .state import (
 SchedStep = Step[SchedulerState, SchedulerEffect]
 """What every scheduler transition returns."""
 
-_CLASSES: tuple[TaskClass, ...] = tuple(TaskClass)
+# Module constants are Final: the compiled build keeps them in C statics instead of
+# looking them up in the module's dict (an enum member costs a dict and an attribute
+# lookup otherwise).
+_CLASSES: Final[tuple[TaskClass, ...]] = tuple(TaskClass)
 """Class order for scans: enum definition order, never hash order."""
 
-_EMPTY_QUEUE = FifoQueue()
+_EMPTY_QUEUE: Final = FifoQueue()
 
-_CLASS_SUBSETS: tuple[tuple[TaskClass, ...], ...] = tuple(
-    tuple(c for i, c in enumerate(_CLASSES) if mask >> i & 1) for mask in range(8)
-)
-"""Every subset of the classes, in class order, indexed by a bit mask (bit i: ``_CLASSES[i]``)."""
+_WAITING: Final = Phase.WAITING
+_RUNNING: Final = Phase.RUNNING
+_TERMINAL: Final = TERMINAL
+_DISPATCH: Final = Move.DISPATCH
+_YIELD: Final = Move.YIELD
+_FINISH: Final = Move.FINISH
 
 
 # --- public verbs ----------------------------------------------------------------------
@@ -121,9 +128,9 @@ def _class_index(c: TaskClass) -> int:
     return 1 if c is _CLASSES[1] else 2
 
 
-def _waiting_mask(s: _Draft | SchedulerState) -> int:
+def _waiting_mask(waiting_by_class: list[int] | tuple[int, int, int]) -> int:
     """The classes with a waiting task, as a bit mask (bit i: ``_CLASSES[i]``)."""
-    w0, w1, w2 = s.waiting_cls if isinstance(s, _Draft) else s.waiting_by_class
+    w0, w1, w2 = waiting_by_class
     return (w0 > 0) | (w1 > 0) << 1 | (w2 > 0) << 2
 
 
@@ -142,10 +149,13 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
     kind = type(ev)
     if kind is not Heartbeat and kind is not ClockAdvanced and kind is not Submit:
         return None
-    now = ev.at_ms
-    if now >= s.next_boost_ms or s.live == 0:
+    # The state's fields are read through its field dict: in the compiled build a dict
+    # lookup costs a third of a generic attribute read (the same in pure Python).
+    f: dict[str, Any] = s.__dict__
+    now: int = ev.at_ms
+    if now >= f["next_boost_ms"] or f["live"] == 0:
         return None  # a boost is due, or an idle system (no wake-up at all): the general path
-    deadlines = s.lane_deadlines
+    deadlines: tuple[int | None, ...] = f["lane_deadlines"]
     free = False
     for x in deadlines:
         if x is None:
@@ -153,64 +163,76 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
         elif x <= now:
             return None  # a reap is due
     # The classes that may take a free lane, computed once for both checks below.
-    may_take = _lane_mask(s, None) if free and (s.waiting or kind is Submit) else 0
-    if may_take and s.waiting and may_take & _waiting_mask(s):
+    waiting: int = f["waiting"]
+    may_take = _lane_mask(f["config"], f["running_by_class"], None) if free and (waiting or kind is Submit) else 0
+    if may_take and waiting and may_take & _waiting_mask(f["waiting_by_class"]):
         return None  # dispatch may start something
     if isinstance(ev, Submit):
-        if _submit_refusal(s, ev) is not None or may_take >> _class_index(ev.task_class) & 1:
-            return None  # refused (the general path words it), or it may start now
-        return _busy_submit(s, ev)
-    tasks = s.tasks
+        return _busy_submit(f, ev, now, may_take)
+    tasks: immutables.Map[str, TaskRecord] = f["tasks"]
     if isinstance(ev, Heartbeat):
         t = tasks.get(ev.task_id) if ev.task_id else None
-        if t is None or t.phase is not Phase.RUNNING or t.lane is None:
+        if t is None or t.phase is not _RUNNING or t.lane is None:
             return None  # refused: the general path words the refusal
         lane = t.lane
         t = _with(t, last_progress_ms=now)
         tasks = tasks.set(t.task_id, t)
         # Later than the old deadline (idle moves on, the run limit does not), so after now.
-        deadlines = deadlines[:lane] + (reap_deadline(s.config, t),) + deadlines[lane + 1:]
-    fields = s.__dict__.copy()
+        deadlines = deadlines[:lane] + (reap_deadline(f["config"], t),) + deadlines[lane + 1:]
+    fields = f.copy()
     fields["now_ms"] = now
     fields["tasks"] = tasks
     fields["lane_deadlines"] = deadlines
-    return _busy_step(s, fields)
+    return _busy_step(fields)
 
 
-def _busy_submit(s: SchedulerState, ev: Submit) -> SchedStep:
-    """:func:`_busy_fast_path` for an accepted submission that waits: :func:`_on_submit` on the fields."""
-    now = ev.at_ms
-    window, admissions, level = _admitted(s.config, now, s.admission_window, s.admissions, ev)
-    queues, order, pos = _pushed(s.queues, s.queue_order, (level, ev.task_class, ev.provider), ev.task_id)
-    fields = s.__dict__.copy()
+def _busy_submit(f: dict[str, Any], ev: Submit, now: int, may_take: int) -> SchedStep | None:
+    """:func:`_busy_fast_path` for a submission: :func:`_on_submit` on the state's fields ``f``.
+
+    None when the submission is refused (the general path words the refusal) or its
+    class may take a free lane (it may start now: the general path dispatches).
+    """
+    cfg: SchedulerConfig = f["config"]
+    tasks: immutables.Map[str, TaskRecord] = f["tasks"]
+    waiting: int = f["waiting"]
+    cls = ev.task_class
+    if (_submit_refusal(ev, tasks, f["gates"], waiting, cfg.queue_cap) is not None
+            or may_take >> _class_index(cls) & 1):
+        return None
+    task_id, provider, parent = ev.task_id, ev.provider, ev.parent
+    submit_seq: int = f["next_submit_seq"]
+    enqueue_seq: int = f["next_enqueue_seq"]
+    window, admissions, level = _admitted(cfg, now, f["admission_window"], f["admissions"], ev.agent, cls)
+    queues, order, pos = _pushed(f["queues"], f["queue_order"], (level, cls, provider), task_id)
+    fields = f.copy()
     fields["now_ms"] = now
-    fields["tasks"] = s.tasks.set(ev.task_id, _submitted_record(ev, level, s.next_submit_seq, s.next_enqueue_seq,
-                                                                pos, now))
+    fields["tasks"] = tasks.set(task_id, _submitted_record(ev, level, submit_seq, enqueue_seq, pos, now))
     fields["queues"] = queues
     fields["queue_order"] = order
     fields["admission_window"] = window
     fields["admissions"] = admissions
-    fields["next_enqueue_seq"] = s.next_enqueue_seq + 1
-    fields["next_submit_seq"] = s.next_submit_seq + 1
-    fields["waiting"] = s.waiting + 1
-    fields["live"] = s.live + 1
-    w = list(s.waiting_by_class)
-    w[_class_index(ev.task_class)] += 1
+    fields["next_enqueue_seq"] = enqueue_seq + 1
+    fields["next_submit_seq"] = submit_seq + 1
+    fields["waiting"] = waiting + 1
+    fields["live"] = f["live"] + 1
+    w = list(f["waiting_by_class"])
+    w[_class_index(cls)] += 1
     fields["waiting_by_class"] = (w[0], w[1], w[2])
-    if ev.parent is not None:
-        fields["children"] = s.children.set(ev.parent, s.children.get(ev.parent, ()) + (ev.task_id,))
-    return _busy_step(s, fields)
+    if parent is not None:
+        children: immutables.Map[str, tuple[str, ...]] = f["children"]
+        fields["children"] = children.set(parent, children.get(parent, ()) + (task_id,))
+    return _busy_step(fields)
 
 
-def _busy_step(s: SchedulerState, fields: dict[str, Any]) -> SchedStep:
-    """The fast path's step from ``s``: the state ``fields`` (a copy of ``s``'s, with the
+def _busy_step(fields: dict[str, Any]) -> SchedStep:
+    """The fast path's step: the state ``fields`` (a copy of the old state's, with the
     event's changes), whose wake-up is the earliest of the boost and the lane deadlines."""
-    best: int = s.next_boost_ms
+    best: int = fields["next_boost_ms"]
     for x in fields["lane_deadlines"]:
         if x is not None and x < best:
             best = x
     effects: tuple[SchedulerEffect, ...] = ()
-    if best != s.last_wake_ms:
+    if best != fields["last_wake_ms"]:
         fields["last_wake_ms"] = best
         effects = (WakeAt(best),)
     return _step(from_fields(SchedulerState, fields), effects)
@@ -255,7 +277,7 @@ def demote(state: SchedulerState, task_id: str, now_ms: int) -> SchedStep:
 
 def next_wake_ms(state: SchedulerState) -> int | None:
     """The next deadline after ``state.now_ms`` at which the kernel needs a tick (SPEC 1.6)."""
-    return _next_deadline(state)
+    return _next_deadline(_Draft(state))
 
 
 # --- the draft ---------------------------------------------------------------------------
@@ -316,62 +338,67 @@ class _Draft:
 
 
 def _on_submit(d: _Draft, ev: Submit) -> None:
-    reason = _submit_refusal(d, ev)
+    reason = _submit_refusal(ev, d.tasks, d.gates, d.waiting, d.config.queue_cap)
     if reason is not None:
         d.effects.append(Refusal(ev.task_id, reason))
         return
-    d.admission_window, d.admissions, level = _admitted(d.config, d.now_ms, d.admission_window, d.admissions, ev)
+    task_id, cls, parent = ev.task_id, ev.task_class, ev.parent
+    d.admission_window, d.admissions, level = _admitted(d.config, d.now_ms, d.admission_window, d.admissions,
+                                                        ev.agent, cls)
     # The new task goes straight to the tail of its queue (one record built, not two).
-    pos = _push(d, (level, ev.task_class, ev.provider), ev.task_id)
-    d.tasks = d.tasks.set(ev.task_id, _submitted_record(ev, level, d.next_submit_seq, d.next_enqueue_seq, pos,
-                                                        d.now_ms))
+    pos = _push(d, (level, cls, ev.provider), task_id)
+    d.tasks = d.tasks.set(task_id, _submitted_record(ev, level, d.next_submit_seq, d.next_enqueue_seq, pos,
+                                                     d.now_ms))
     d.next_enqueue_seq += 1
     d.waiting += 1
     d.next_submit_seq += 1
     d.live += 1
-    if ev.parent is not None:
-        d.children = d.children.set(ev.parent, d.children.get(ev.parent, ()) + (ev.task_id,))
+    if parent is not None:
+        d.children = d.children.set(parent, d.children.get(parent, ()) + (task_id,))
 
 
 def _admitted(cfg: SchedulerConfig, now: int, window: int, admissions: immutables.Map[str, int],
-              ev: Submit) -> tuple[int, immutables.Map[str, int], int]:
-    """The admission window and counts after accepting ``ev`` at ``now``, and its entry level."""
+              agent: str, task_class: TaskClass) -> tuple[int, immutables.Map[str, int], int]:
+    """The admission window and counts after accepting a submission of ``agent`` at ``now``,
+    and the submission's entry level."""
     current = now // cfg.admission_window_ms
     if current != window:
         window, admissions = current, immutables.Map()
-    accepted = admissions.get(ev.agent, 0)
-    level = class_config(cfg, ev.task_class).entry_level
+    accepted = admissions.get(agent, 0)
+    level = class_config(cfg, task_class).entry_level
     if accepted >= cfg.admission_rate_per_window:
         level = min(level + 1, len(cfg.level_allotments_ms) - 1)  # a burst enters one level lower
-    return window, admissions.set(ev.agent, accepted + 1), level
+    return window, admissions.set(agent, accepted + 1), level
 
 
 def _submitted_record(ev: Submit, level: int, submit_seq: int, enqueue_seq: int, pos: int, now: int) -> TaskRecord:
     """The record of an accepted submission, waiting at ``pos`` in its queue at ``level``."""
     return from_fields(TaskRecord, {
         "task_id": ev.task_id, "agent": ev.agent, "task_class": ev.task_class, "provider": ev.provider,
-        "parent": ev.parent, "submit_seq": submit_seq, "phase": Phase.WAITING, "level": level,
+        "parent": ev.parent, "submit_seq": submit_seq, "phase": _WAITING, "level": level,
         "used_ms": 0, "last_progress_ms": now, "demand_tokens": ev.step_tokens,
         "enqueue_seq": enqueue_seq, "queue_pos": pos, "lane": None, "started_ms": None,
         "slice_start_ms": now, "charged_tokens": 0,
     })
 
 
-def _submit_refusal(d: _Draft | SchedulerState, ev: Submit) -> RefusalReason | None:
+def _submit_refusal(ev: Submit, tasks: immutables.Map[str, TaskRecord], gates: immutables.Map[str, GateState],
+                    waiting: int, queue_cap: int) -> RefusalReason | None:
     """The first refusal reason that applies to a submission, in SPEC precedence."""
-    if not ev.task_id or not ev.agent or ev.step_tokens < 0:
+    task_id, parent = ev.task_id, ev.parent
+    if not task_id or not ev.agent or ev.step_tokens < 0:
         return RefusalReason.INVALID
-    if ev.task_id in d.tasks:
+    if task_id in tasks:
         return RefusalReason.DUPLICATE_TASK
-    if ev.provider not in d.gates:
+    if ev.provider not in gates:
         return RefusalReason.UNKNOWN_PROVIDER
-    if ev.parent is not None:
-        parent = d.tasks.get(ev.parent)
-        if parent is None:
+    if parent is not None:
+        p = tasks.get(parent)
+        if p is None:
             return RefusalReason.UNKNOWN_PARENT
-        if parent.phase.terminal:
+        if p.phase in _TERMINAL:
             return RefusalReason.PARENT_TERMINAL
-    if d.waiting >= d.config.queue_cap:
+    if waiting >= queue_cap:
         return RefusalReason.QUEUE_FULL
     return None
 
@@ -392,40 +419,43 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     cfg, now = d.config, d.now_ms
     tid, pname = t.task_id, t.provider  # read once: each read of a record's field is a lookup
     provider = provider_config(cfg, pname)
-    # Refill, AIMD success, excess tokens and (for the probe) closing the circuit, in one go.
-    gate = gate_step_succeeded(d.gates[pname], provider, max(0, ev.tokens_used - t.charged_tokens), tid, now)
+    # Refill, AIMD success, excess tokens and (for the probe) closing the circuit, as the
+    # gate's fields: the gate is built once below, charged or not.
+    gate = step_succeeded_fields(d.gates[pname], provider, max(0, ev.tokens_used - t.charged_tokens), tid, now)
     used, level = t.used_ms + now - t.slice_start_ms, t.level
     spent = used >= cfg.level_allotments_ms[level]
     if spent:
         used, level = 0, min(level + 1, len(cfg.level_allotments_ms) - 1)
     demand = ev.next_step_tokens
-    d.gates = d.gates.set(pname, gate)
     # Yield if the gate is closed for its next step, or a waiting task could use the
     # lane: strictly higher levels always; the same level only once the allotment is
     # spent (round robin).
     preempt_below = level + 1 if spent else level
-    if gate_admits(gate, provider, demand, now):
+    ceiling = fields_max_admitted_demand(gate, provider, now)
+    if demand <= ceiling or ceiling == UNBOUNDED_DEMAND:  # the gate admits its next step (a full bucket any)
         # The head that would take the lane is exactly the one the dispatch after this
         # event picks first (same classes, gates and queues; the yielding task re-enters
-        # behind it), so it is handed over instead of searched for twice.
-        d.pick = _best_dispatchable(d, preempt_below, t) if d.waiting else None
+        # behind it), so it is handed over instead of searched for twice. The scan sees
+        # this provider's gate as succeeded (its ceiling), like the dispatch will.
+        d.pick = _best_dispatchable(d, preempt_below, t, pname, ceiling) if d.waiting else None
         yields = d.pick is not None
     else:
         yields = True
-    # Each branch builds the task's new record once, with every changed field.
+    # Each branch builds the gate and the task's new record once, with every changed field.
     if yields:
+        d.gates = d.gates.set(pname, gate_of(gate))
         _release_lane(d, t)
         pos = _push(d, (level, t.task_class, pname), tid)
         d.tasks = d.tasks.set(tid, _with(
-            t, phase=next_phase(t.phase, Move.YIELD), level=level, used_ms=used, last_progress_ms=now,
+            t, phase=next_phase(t.phase, _YIELD), level=level, used_ms=used, last_progress_ms=now,
             slice_start_ms=now, demand_tokens=demand, lane=None, enqueue_seq=d.next_enqueue_seq, queue_pos=pos,
         ))
         d.next_enqueue_seq += 1
         d.waiting += 1
         d.effects.append(YieldTask(tid))
         return
-    gate, charged = charge_gate(gate, provider, demand, tid, now)
-    d.gates = d.gates.set(pname, gate)
+    charged_gate, charged = charge_fields(gate, provider, demand, tid)
+    d.gates = d.gates.set(pname, charged_gate)
     _set_running(d, _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
                           demand_tokens=demand, charged_tokens=charged))
 
@@ -437,7 +467,7 @@ def _on_task_finished(d: _Draft, ev: TaskFinished) -> None:
         gate = d.gates[t.provider]
         if gate.probe == t.task_id:
             d.gates = d.gates.set(t.provider, gate_probe_done(gate, t.task_id, completed=True))
-        _end(d, t, Move.FINISH)
+        _end(d, t, _FINISH)
 
 
 def _on_task_failed(d: _Draft, ev: TaskFailed) -> None:
@@ -562,7 +592,7 @@ def _dispatch(d: _Draft) -> None:
     A selected task whose run limit ran out while it waited is reaped instead of
     started, and the selection repeats (SPEC.md 1.4): it never holds a lane.
     """
-    while d.waiting and None in d.lanes:
+    while d.waiting and _has_free_lane(d):
         t = d.pick
         if t is None:
             t = _best_dispatchable(d, len(d.config.level_allotments_ms), None)
@@ -578,16 +608,26 @@ def _dispatch(d: _Draft) -> None:
         _start(d, t, d.lanes.index(None))
 
 
+def _has_free_lane(d: _Draft) -> bool:
+    """``None in d.lanes``, from the running counts (S14 keeps them equal to the lanes'
+    occupants; compiled, three list reads instead of a comparison per lane)."""
+    r = d.running
+    return r[0] + r[1] + r[2] < len(d.lanes)
+
+
 def _run_limit_expired(cfg: SchedulerConfig, t: TaskRecord, now: int) -> bool:
     """Whether a task that has started before has used up its class's run limit by ``now``."""
     limit = class_config(cfg, t.task_class).run_ms_limit
     return limit > 0 and t.started_ms is not None and now - t.started_ms >= limit
 
 
-def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) -> TaskRecord | None:
+def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None, provider_seen: str = "",
+                       its_ceiling: int = 0) -> TaskRecord | None:
     """The dispatchable queue head with the lowest (level, enqueue number) under ``below_level``.
 
-    ``freeing`` is a running task counted as if its lane were already free. The scan
+    ``freeing`` is a running task counted as if its lane were already free; when
+    ``provider_seen`` is given, its gate is taken to admit demands up to ``its_ceiling``
+    (a gate a finished step changed but that is not stored yet). The scan
     visits the non-empty queues in ``queue_order`` (level first) and stops after the
     first level that has a dispatchable head; within a level the lowest enqueue number
     wins (enqueue numbers are unique, so the choice is a total order).
@@ -595,19 +635,18 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     order = d.queue_order
     if not order or order[0][0] >= below_level:
         return None  # no queue above the level asked for (e.g. a level-0 task's step)
-    mask = _lane_mask(d, freeing) & _waiting_mask(d)
+    mask = _lane_mask(d.config, d.running, freeing) & _waiting_mask(d.waiting_cls)
     if not mask:
         return None  # no class that may take the lane has a waiting task: no scan
-    allowed = _CLASS_SUBSETS[mask]
     cfg, now, tasks, queues = d.config, d.now_ms, d.tasks, d.queues
     # Each provider's gate reduced to one number: a head is admitted iff its demand <= it.
-    ceiling: dict[str, int] = {}
+    ceiling: dict[str, int] = {provider_seen: its_ceiling} if provider_seen else {}
     best: TaskRecord | None = None
     for key in order:
         level, cls, provider = key
         if level >= below_level or (best is not None and level > best.level):
             break
-        if cls not in allowed:
+        if not mask >> _class_index(cls) & 1:
             continue
         q = queues[key]
         t = tasks[q.items[q.head]]
@@ -621,13 +660,13 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None) 
     return best
 
 
-def _lane_mask(d: _Draft | SchedulerState, freeing: TaskRecord | None) -> int:
-    """The classes that may take a free lane, as a bit mask (bit i: ``_CLASSES[i]``).
+def _lane_mask(cfg: SchedulerConfig, running: list[int] | tuple[int, int, int], freeing: TaskRecord | None) -> int:
+    """The classes that may take a free lane, as a bit mask (bit i: ``_CLASSES[i]``), with
+    ``running`` tasks per class (``freeing`` counted as if its lane were already free).
 
     Class c may take one iff r_c < R_c or the shared lanes are not all used (SPEC.md 1.4).
     """
-    cfg = d.config
-    r0, r1, r2 = d.running if isinstance(d, _Draft) else d.running_by_class
+    r0, r1, r2 = running
     if freeing is not None:
         c = freeing.task_class
         if c is _CLASSES[0]:
@@ -657,7 +696,7 @@ def _start(d: _Draft, t: TaskRecord, lane: int) -> None:
     _dequeue(d, t)
     started = t.started_ms
     t = _with(
-        t, phase=next_phase(t.phase, Move.DISPATCH), lane=lane, started_ms=now if started is None else started,
+        t, phase=next_phase(t.phase, _DISPATCH), lane=lane, started_ms=now if started is None else started,
         slice_start_ms=now, last_progress_ms=now, charged_tokens=charged,
     )
     d.lanes[lane] = tid
@@ -676,39 +715,41 @@ def _announce(d: _Draft) -> None:
         d.effects.append(WakeAt(deadline))
 
 
-def _next_deadline(s: SchedulerState | _Draft) -> int | None:
+def _next_deadline(d: _Draft) -> int | None:
     """The earliest deadline after ``now``: boost, reap limits, gate re-opening for a head."""
-    if s.live == 0:
+    if d.live == 0:
         return None
-    cfg, now, tasks = s.config, s.now_ms, s.tasks
-    best = s.next_boost_ms if s.next_boost_ms > now else None
+    cfg, now = d.config, d.now_ms
+    best = d.next_boost_ms if d.next_boost_ms > now else None
     # After the reap no lane deadline is due, and a task whose run limit ran out while it
     # waited is reaped instead of started (1.4), so every lane deadline is after ``now``
     # (the comparison with ``now`` only guards hand-built states).
-    for x in s.lane_deadlines:
+    for x in d.lane_deadlines:
         if x is not None and x > now and (best is None or x < best):
             best = x
-    eligible = _lane_mask(s, None) & _waiting_mask(s) if s.waiting and None in s.lanes else 0
+    eligible = _lane_mask(cfg, d.running, None) & _waiting_mask(d.waiting_cls) if d.waiting and _has_free_lane(d) else 0
     if eligible:
-        allowed = _CLASS_SUBSETS[eligible]
         # A gate matters only for the heads of classes that may take a free lane: other
         # heads wait for a lane, which frees on an event or a reap deadline (both
         # already counted), and dispatch follows them.
         # A gate that admits any demand now re-opens at ``now``, which does not count;
         # only the others need their eligible heads' smallest demand (min() is order-free).
-        ceiling = {p.name: gate_max_admitted_demand(s.gates[p.name], p, now) for p in cfg.providers}
+        tasks, queues, gates = d.tasks, d.queues, d.gates
+        ceiling = {p.name: gate_max_admitted_demand(gates[p.name], p, now) for p in cfg.providers}
         smallest: dict[str, int] = {}
-        for (_, cls, provider), q in s.queues.items():
-            if cls in allowed and ceiling[provider] < UNBOUNDED_DEMAND:
+        for key in d.queue_order:
+            provider = key[2]
+            if eligible >> _class_index(key[1]) & 1 and ceiling[provider] < UNBOUNDED_DEMAND:
+                q = queues[key]
                 demand = tasks[q.items[q.head]].demand_tokens
                 if demand < smallest.get(provider, demand + 1):
                     smallest[provider] = demand
         for p in cfg.providers:
-            gate = s.gates[p.name]
+            gate = gates[p.name]
             if gate.half_open and gate.probe:
                 continue  # waiting for the probe's outcome: an event, not a time
             if p.name in smallest and smallest[p.name] > ceiling[p.name]:
-                at = gate_earliest_admit_ms(refill_gate(gate, p, now), p, smallest[p.name], now)
+                at = gate_reopen_ms(gate, p, smallest[p.name], now)
                 if at > now and (best is None or at < best):
                     best = at
     return best
@@ -721,7 +762,7 @@ class _Keep(enum.Enum):
     KEEP = 0
 
 
-_K = _Keep.KEEP
+_K: Final = _Keep.KEEP
 
 
 def _with(
@@ -770,9 +811,9 @@ def _task_or_refuse(d: _Draft, task_id: str, running_only: bool) -> TaskRecord |
         reason = RefusalReason.INVALID
     elif t is None:
         reason = RefusalReason.UNKNOWN_TASK
-    elif t.phase.terminal:
+    elif t.phase in _TERMINAL:
         reason = RefusalReason.TASK_TERMINAL
-    elif running_only and t.phase is not Phase.RUNNING:
+    elif running_only and t.phase is not _RUNNING:
         reason = RefusalReason.NOT_RUNNING
     if reason is not None:
         d.effects.append(Refusal(task_id, reason))
@@ -851,7 +892,7 @@ def _set_running(d: _Draft, t: TaskRecord) -> None:
 def _end(d: _Draft, t: TaskRecord, move: Move) -> None:
     """Move a live task to a terminal phase, freeing its lane or its queue slot."""
     phase = next_phase(t.phase, move)
-    if t.phase is Phase.RUNNING:
+    if t.phase is _RUNNING:
         _release_lane(d, t)
     else:
         _dequeue(d, t)
@@ -870,7 +911,7 @@ def _cascade(d: _Draft, roots: tuple[str, ...]) -> None:
                 continue
             seen.add(child)
             c = d.tasks[child]
-            if not c.phase.terminal:
+            if c.phase not in _TERMINAL:
                 found.append(c)
             stack.append(child)
     for c in sorted(found, key=lambda r: r.submit_seq):
@@ -880,10 +921,10 @@ def _cascade(d: _Draft, roots: tuple[str, ...]) -> None:
 
 def _demote(d: _Draft, t: TaskRecord) -> None:
     level = min(t.level + 1, len(d.config.level_allotments_ms) - 1)
-    if t.phase is Phase.WAITING and level != t.level:
+    if t.phase is _WAITING and level != t.level:
         _dequeue(d, t)
         _enqueue(d, _with(t, level=level, used_ms=0))
-    elif t.phase is Phase.RUNNING:
+    elif t.phase is _RUNNING:
         # The slice restarts with used_ms, so the new level's allotment counts from now.
         d.tasks = d.tasks.set(t.task_id, _with(t, level=level, used_ms=0, slice_start_ms=d.now_ms))
     else:
