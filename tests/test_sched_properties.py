@@ -308,13 +308,28 @@ def test_busy_fast_path_equals_the_general_step_on_a_loaded_system(
     ce: tuple[SchedulerConfig, list[SchedulerEvent]], classes: list[TaskClass],
 ) -> None:
     """As above, after a burst of submissions that fills the lanes and leaves tasks waiting
-    (where the fast path serves most ticks, heartbeats and further submissions)."""
+    (where the fast path serves most ticks, heartbeats, finished steps and further
+    submissions): the generated events about a task are about the burst's tasks, and
+    heartbeats and finished steps about a running one when there is one."""
     config, events = ce
     s = SchedulerState.initial(config)
     burst = [Submit(0, f"b{i}", f"a{i % 3}", c, provider=config.providers[0].name)
              for i, c in enumerate(classes * (config.lanes // len(classes) + 2))]
-    for ev in burst + [Submit(ev.at_ms, f"x{i}", "late", ev.task_class, provider=config.providers[-1].name)
-                       if isinstance(ev, Submit) else ev for i, ev in enumerate(events)]:
+
+    def about_the_burst(i: int, ev: SchedulerEvent) -> SchedulerEvent:
+        if isinstance(ev, Submit):
+            return Submit(ev.at_ms, f"x{i}", "late", ev.task_class, provider=config.providers[-1].name)
+        if isinstance(ev, ClockAdvanced):
+            return ev
+        k = TASK_IDS.index(ev.task_id)
+        running = [tid for tid in s.lanes if tid is not None]
+        if running and isinstance(ev, (Heartbeat, StepFinished)):
+            return attrs.evolve(ev, task_id=running[k % len(running)])
+        return attrs.evolve(ev, task_id=f"b{k % len(burst)}")
+
+    for i, ev in enumerate(burst + events):
+        if i >= len(burst):
+            ev = about_the_burst(i, ev)
         if ev.at_ms >= s.now_ms:
             fast = _busy_fast_path(s, ev)
             if fast is not None:
@@ -322,8 +337,9 @@ def test_busy_fast_path_equals_the_general_step_on_a_loaded_system(
         s = step(s, ev).state
 
 
-def test_busy_fast_path_serves_heartbeats_ticks_and_submissions_of_a_full_system() -> None:
-    """With both lanes busy and nothing due, heartbeats, ticks and submissions take the fast path, matching the general one."""
+def test_busy_fast_path_serves_heartbeats_ticks_submissions_and_steps_of_a_full_system() -> None:
+    """With both lanes busy and nothing due, heartbeats, ticks, submissions and finished steps that keep
+    their lane take the fast path, matching the general one."""
     s = SchedulerState.initial(SMALL)
     for ev in (Submit(0, "a", "x", TaskClass.INTERACTIVE), Submit(0, "b", "x", TaskClass.BATCH),
                Submit(0, "c", "x", TaskClass.BATCH)):
@@ -342,6 +358,16 @@ def test_busy_fast_path_serves_heartbeats_ticks_and_submissions_of_a_full_system
         s = fast.state
     assert s.waiting == 3 and s.children["a"] == ("d",) and s.tasks["e"].phase is Phase.WAITING
     assert _busy_fast_path(s, Submit(50, "d", "y", TaskClass.BATCH)) is None  # a duplicate: refused
+    done = StepFinished(60, "a", tokens_used=30, next_step_tokens=5)  # "a" keeps its lane: nothing waits above it
+    fast = _busy_fast_path(s, done)
+    assert fast is not None and fast == _general_step(s, done)
+    s = fast.state
+    assert s.lanes == ("a", "b") and s.tasks["a"].demand_tokens == 5 and s.tasks["a"].last_progress_ms == 60
+    assert _busy_fast_path(s, StepFinished(70, "c")) is None  # a waiting task: refused by the general path
+    assert _busy_fast_path(s, StepFinished(70, "a", tokens_used=-1)) is None  # invalid: refused
+    for ev in (StepFinished(9_000, "b"),  # allotment spent and "c" waits at its level: it yields
+               StepFinished(70, "a", next_step_tokens=10**6)):  # its gate is closed for its next step: it yields
+        assert _busy_fast_path(s, ev) is None and YieldTask(ev.task_id) in _general_step(s, ev).effects
 
 
 def _as_built_by_init(x: Any) -> None:

@@ -137,8 +137,9 @@ def _waiting_mask(waiting_by_class: list[int] | tuple[int, int, int]) -> int:
 def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
     """:func:`_general_step`'s exact result for the commonest events of a loaded system, or None.
 
-    It applies to a clock advance, to a heartbeat of a running task and to an accepted
-    submission whose class may not take a free lane, when no waiting task's class may
+    It applies to a clock advance, to a heartbeat of a running task, to an accepted
+    submission whose class may not take a free lane and to a finished step after which
+    its task keeps its lane, when no waiting task's class may
     take a free lane (every lane busy, or the free ones reserved for classes with
     nothing waiting) and no boost or reap is due at the event's time. Then advance
     changes only the clock (gates refill lazily), dispatch starts nothing, and the
@@ -147,7 +148,7 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
     holds this equal to the general path on generated event sequences.
     """
     kind = type(ev)
-    if kind is not Heartbeat and kind is not ClockAdvanced and kind is not Submit:
+    if kind is not Heartbeat and kind is not ClockAdvanced and kind is not Submit and kind is not StepFinished:
         return None
     # The state's fields are read through its field dict: in the compiled build a dict
     # lookup costs a third of a generic attribute read (the same in pure Python).
@@ -169,6 +170,8 @@ def _busy_fast_path(s: SchedulerState, ev: SchedulerEvent) -> SchedStep | None:
         return None  # dispatch may start something
     if isinstance(ev, Submit):
         return _busy_submit(f, ev, now, may_take)
+    if isinstance(ev, StepFinished):
+        return _busy_step_finished(f, ev, now)
     tasks: immutables.Map[str, TaskRecord] = f["tasks"]
     if isinstance(ev, Heartbeat):
         t = tasks.get(ev.task_id) if ev.task_id else None
@@ -221,6 +224,43 @@ def _busy_submit(f: dict[str, Any], ev: Submit, now: int, may_take: int) -> Sche
     if parent is not None:
         children: immutables.Map[str, tuple[str, ...]] = f["children"]
         fields["children"] = children.set(parent, children.get(parent, ()) + (task_id,))
+    return _busy_step(fields)
+
+
+def _busy_step_finished(f: dict[str, Any], ev: StepFinished, now: int) -> SchedStep | None:
+    """:func:`_busy_fast_path` for a finished step: :func:`_on_step_finished`'s running
+    branch on the state's fields ``f``.
+
+    None when the event is refused or the task yields (its gate is closed for its next
+    step, or a waiting task may take its lane): the general path handles those.
+    """
+    task_id, tokens_used, demand = ev.task_id, ev.tokens_used, ev.next_step_tokens
+    tasks: immutables.Map[str, TaskRecord] = f["tasks"]
+    t = tasks.get(task_id) if task_id and tokens_used >= 0 and demand >= 0 else None
+    if t is None or t.phase is not _RUNNING or t.lane is None:
+        return None
+    cfg: SchedulerConfig = f["config"]
+    pname, lane = t.provider, t.lane
+    provider = provider_config(cfg, pname)
+    gates: immutables.Map[str, GateState] = f["gates"]
+    gate = step_succeeded_fields(gates[pname], provider, max(0, tokens_used - t.charged_tokens), task_id, now)
+    used, level, preempt_below = _service_after_step(cfg, t, now)
+    ceiling = fields_max_admitted_demand(gate, provider, now)
+    if not (demand <= ceiling or ceiling == UNBOUNDED_DEMAND):
+        return None  # its gate is closed for its next step: it yields
+    if f["waiting"] and _best_head(cfg, now, tasks, f["queues"], gates, f["queue_order"], f["running_by_class"],
+                                   f["waiting_by_class"], preempt_below, t, pname, ceiling) is not None:
+        return None  # a waiting task takes its lane: it yields
+    charged_gate, charged = charge_fields(gate, provider, demand, task_id)
+    t = _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now, demand_tokens=demand,
+              charged_tokens=charged)
+    deadlines: tuple[int | None, ...] = f["lane_deadlines"]
+    fields = f.copy()
+    fields["now_ms"] = now
+    fields["tasks"] = tasks.set(task_id, t)
+    fields["gates"] = gates.set(pname, charged_gate)
+    # Later than the old deadline (idle moves on, the run limit does not), so after now.
+    fields["lane_deadlines"] = deadlines[:lane] + (reap_deadline(cfg, t),) + deadlines[lane + 1:]
     return _busy_step(fields)
 
 
@@ -422,15 +462,8 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     # Refill, AIMD success, excess tokens and (for the probe) closing the circuit, as the
     # gate's fields: the gate is built once below, charged or not.
     gate = step_succeeded_fields(d.gates[pname], provider, max(0, ev.tokens_used - t.charged_tokens), tid, now)
-    used, level = t.used_ms + now - t.slice_start_ms, t.level
-    spent = used >= cfg.level_allotments_ms[level]
-    if spent:
-        used, level = 0, min(level + 1, len(cfg.level_allotments_ms) - 1)
+    used, level, preempt_below = _service_after_step(cfg, t, now)
     demand = ev.next_step_tokens
-    # Yield if the gate is closed for its next step, or a waiting task could use the
-    # lane: strictly higher levels always; the same level only once the allotment is
-    # spent (round robin).
-    preempt_below = level + 1 if spent else level
     ceiling = fields_max_admitted_demand(gate, provider, now)
     if demand <= ceiling or ceiling == UNBOUNDED_DEMAND:  # the gate admits its next step (a full bucket any)
         # The head that would take the lane is exactly the one the dispatch after this
@@ -458,6 +491,22 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
     d.gates = d.gates.set(pname, charged_gate)
     _set_running(d, _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
                           demand_tokens=demand, charged_tokens=charged))
+
+
+def _service_after_step(cfg: SchedulerConfig, t: TaskRecord, now: int) -> tuple[int, int, int]:
+    """A running task's service at ``now``, when a step of it finished: ``used_ms`` and
+    ``level`` (one lower, and ``used_ms`` 0, once its level's allotment is spent), and the
+    level a waiting task must be above to take its lane.
+
+    It yields if its gate is closed for its next step, or a waiting task could use the
+    lane: strictly higher levels always; the same level only once the allotment is
+    spent (round robin).
+    """
+    used, level = t.used_ms + now - t.slice_start_ms, t.level
+    if used >= cfg.level_allotments_ms[level]:
+        level = min(level + 1, len(cfg.level_allotments_ms) - 1)
+        return 0, level, level + 1
+    return used, level, level
 
 
 def _on_task_finished(d: _Draft, ev: TaskFinished) -> None:
@@ -623,6 +672,16 @@ def _run_limit_expired(cfg: SchedulerConfig, t: TaskRecord, now: int) -> bool:
 
 def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None, provider_seen: str = "",
                        its_ceiling: int = 0) -> TaskRecord | None:
+    """:func:`_best_head` over the draft."""
+    return _best_head(d.config, d.now_ms, d.tasks, d.queues, d.gates, d.queue_order, d.running, d.waiting_cls,
+                      below_level, freeing, provider_seen, its_ceiling)
+
+
+def _best_head(cfg: SchedulerConfig, now: int, tasks: immutables.Map[str, TaskRecord],
+               queues: immutables.Map[QueueKey, FifoQueue], gates: immutables.Map[str, GateState],
+               order: tuple[QueueKey, ...], running: list[int] | tuple[int, int, int],
+               waiting_cls: list[int] | tuple[int, int, int], below_level: int, freeing: TaskRecord | None,
+               provider_seen: str, its_ceiling: int) -> TaskRecord | None:
     """The dispatchable queue head with the lowest (level, enqueue number) under ``below_level``.
 
     ``freeing`` is a running task counted as if its lane were already free; when
@@ -632,13 +691,11 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None, 
     first level that has a dispatchable head; within a level the lowest enqueue number
     wins (enqueue numbers are unique, so the choice is a total order).
     """
-    order = d.queue_order
     if not order or order[0][0] >= below_level:
         return None  # no queue above the level asked for (e.g. a level-0 task's step)
-    mask = _lane_mask(d.config, d.running, freeing) & _waiting_mask(d.waiting_cls)
+    mask = _lane_mask(cfg, running, freeing) & _waiting_mask(waiting_cls)
     if not mask:
         return None  # no class that may take the lane has a waiting task: no scan
-    cfg, now, tasks, queues = d.config, d.now_ms, d.tasks, d.queues
     # Each provider's gate reduced to one number: a head is admitted iff its demand <= it.
     ceiling: dict[str, int] = {provider_seen: its_ceiling} if provider_seen else {}
     best: TaskRecord | None = None
@@ -654,7 +711,7 @@ def _best_dispatchable(d: _Draft, below_level: int, freeing: TaskRecord | None, 
             continue
         limit = ceiling.get(provider)
         if limit is None:
-            limit = ceiling[provider] = gate_max_admitted_demand(d.gates[provider], provider_config(cfg, provider), now)
+            limit = ceiling[provider] = gate_max_admitted_demand(gates[provider], provider_config(cfg, provider), now)
         if t.demand_tokens <= limit or limit == UNBOUNDED_DEMAND:  # a full bucket admits any demand
             best = t
     return best
