@@ -33,6 +33,7 @@ from .events import (
 )
 from .gate import (
     UNBOUNDED_DEMAND,
+    GateFields,
     charge_fields,
     charge_gate,
     fields_max_admitted_demand,
@@ -251,9 +252,7 @@ def _busy_step_finished(f: dict[str, Any], ev: StepFinished, now: int) -> SchedS
     if f["waiting"] and _best_head(cfg, now, tasks, f["queues"], gates, f["queue_order"], f["running_by_class"],
                                    f["waiting_by_class"], preempt_below, t, pname, ceiling) is not None:
         return None  # a waiting task takes its lane: it yields
-    charged_gate, charged = charge_fields(gate, provider, demand, task_id)
-    t = _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now, demand_tokens=demand,
-              charged_tokens=charged)
+    charged_gate, t = _keeps_running(t, gate, provider, demand, used, level, now)
     deadlines: tuple[int | None, ...] = f["lane_deadlines"]
     fields = f.copy()
     fields["now_ms"] = now
@@ -487,10 +486,9 @@ def _on_step_finished(d: _Draft, ev: StepFinished) -> None:
         d.waiting += 1
         d.effects.append(YieldTask(tid))
         return
-    charged_gate, charged = charge_fields(gate, provider, demand, tid)
+    charged_gate, t = _keeps_running(t, gate, provider, demand, used, level, now)
     d.gates = d.gates.set(pname, charged_gate)
-    _set_running(d, _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
-                          demand_tokens=demand, charged_tokens=charged))
+    _set_running(d, t)
 
 
 def _service_after_step(cfg: SchedulerConfig, t: TaskRecord, now: int) -> tuple[int, int, int]:
@@ -507,6 +505,16 @@ def _service_after_step(cfg: SchedulerConfig, t: TaskRecord, now: int) -> tuple[
         level = min(level + 1, len(cfg.level_allotments_ms) - 1)
         return 0, level, level + 1
     return used, level, level
+
+
+def _keeps_running(t: TaskRecord, gate: GateFields, provider: ProviderConfig, demand: int, used: int, level: int,
+                   now: int) -> tuple[GateState, TaskRecord]:
+    """A finished step after which ``t`` keeps its lane: its gate (``gate``, succeeded)
+    charged for the next step of ``demand`` tokens, and its record with the new service,
+    level, demand and charge (the fast path and the general path share this)."""
+    charged_gate, charged = charge_fields(gate, provider, demand, t.task_id)
+    return charged_gate, _with(t, level=level, used_ms=used, last_progress_ms=now, slice_start_ms=now,
+                               demand_tokens=demand, charged_tokens=charged)
 
 
 def _on_task_finished(d: _Draft, ev: TaskFinished) -> None:
